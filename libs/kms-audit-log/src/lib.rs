@@ -1,0 +1,1 @@
+//! CloudTrail-shaped audit records and the append-only hash-chained sled store

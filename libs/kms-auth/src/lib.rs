@@ -1,0 +1,1 @@
+//! Request authentication: AWS SigV4 verification and JWT bearer tokens

@@ -1,0 +1,1 @@
+//! NATS transport: typed request/reply clients and service dispatch over protobuf

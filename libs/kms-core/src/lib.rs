@@ -1,0 +1,1 @@
+//! Domain types, validation, the key state machine and AWS error codes

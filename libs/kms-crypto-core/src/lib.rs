@@ -1,0 +1,1 @@
+//! Ciphertext blob format, canonical encryption context and root-key wrapping

@@ -1,0 +1,1 @@
+//! Tracing initialisation shared by every binary

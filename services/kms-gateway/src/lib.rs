@@ -1,0 +1,1 @@
+//! The gateway: AWS KMS wire protocol, authentication, orchestration and audit emission

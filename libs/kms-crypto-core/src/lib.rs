@@ -1,1 +1,13 @@
-//! Ciphertext blob format, canonical encryption context and root-key wrapping
+//! The cryptographic formats of the service, as pure functions: the versioned symmetric
+//! ciphertext blob, the canonical encoding of an encryption context bound as AAD, and the
+//! wrapping of key material under the root key. The crypto service is the only caller
+//! that ever holds plaintext material; the gateway only peeks at blob headers to learn
+//! which key a ciphertext names.
+
+mod blob;
+mod context;
+mod material;
+
+pub use blob::{open, peek_header, seal, BlobHeader, InvalidCiphertext, BLOB_OVERHEAD};
+pub use context::canonical_context;
+pub use material::{random_bytes, KeyMaterial, RootKey, RootKeyError, UnwrapError};

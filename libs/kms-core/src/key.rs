@@ -1,0 +1,272 @@
+//! Key metadata and the key state machine: which transitions are allowed, and which
+//! operations a key in a given state may serve, with the errors AWS gives otherwise.
+
+use crate::{ErrorCode, KmsError, KmsResult};
+
+macro_rules! aws_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses AWS's spelling; `None` for anything else.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+aws_enum!(
+    /// The state of a key, as DescribeKey reports it.
+    KeyState {
+        Enabled => "Enabled",
+        Disabled => "Disabled",
+        PendingDeletion => "PendingDeletion",
+        PendingImport => "PendingImport",
+    }
+);
+
+aws_enum!(
+    /// What kind of material a key holds.
+    KeySpec {
+        SymmetricDefault => "SYMMETRIC_DEFAULT",
+    }
+);
+
+aws_enum!(
+    /// What a key may be used for.
+    KeyUsage {
+        EncryptDecrypt => "ENCRYPT_DECRYPT",
+    }
+);
+
+aws_enum!(
+    /// Where a key's material came from.
+    Origin {
+        AwsKms => "AWS_KMS",
+    }
+);
+
+/// A key's metadata as the domain sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub account: String,
+    pub region: String,
+    pub arn: String,
+    pub creation_date_ms: i64,
+    pub description: String,
+    pub state: KeyState,
+    pub spec: KeySpec,
+    pub usage: KeyUsage,
+    pub origin: Origin,
+    pub deletion_date_ms: Option<i64>,
+    pub pending_window_days: Option<i32>,
+    pub current_material_version: u32,
+}
+
+/// A requested state transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    Enable,
+    Disable,
+    ScheduleDeletion { days: i32, now_ms: i64 },
+    CancelDeletion,
+}
+
+/// Classes of operation, for the state checks AWS applies before doing anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    /// Encrypt, Decrypt, ReEncrypt, GenerateDataKey*: needs an Enabled key.
+    Cryptographic,
+    /// Changes to metadata (description, tags, aliases): refused while PendingDeletion.
+    Modify,
+    /// DescribeKey, GetKeyPolicy, ListResourceTags...: any state.
+    Read,
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+impl KeyRecord {
+    /// Applies a state transition, or explains in AWS's terms why it is refused.
+    pub fn apply(&mut self, change: StateChange) -> KmsResult<()> {
+        let pending = self.state == KeyState::PendingDeletion;
+        match change {
+            StateChange::Enable | StateChange::Disable if pending => {
+                return Err(self.invalid_state());
+            }
+            StateChange::Enable | StateChange::Disable if self.state == KeyState::PendingImport => {
+                return Err(self.invalid_state());
+            }
+            StateChange::Enable => self.state = KeyState::Enabled,
+            StateChange::Disable => self.state = KeyState::Disabled,
+            StateChange::ScheduleDeletion { .. } if pending => return Err(self.invalid_state()),
+            StateChange::ScheduleDeletion { days, now_ms } => {
+                crate::validate::pending_window_days(days)?;
+                self.state = KeyState::PendingDeletion;
+                self.pending_window_days = Some(days);
+                self.deletion_date_ms = Some(now_ms + i64::from(days) * DAY_MS);
+            }
+            StateChange::CancelDeletion if !pending => return Err(self.invalid_state()),
+            StateChange::CancelDeletion => {
+                // As in AWS: a key whose deletion is cancelled comes back Disabled.
+                self.state = KeyState::Disabled;
+                self.pending_window_days = None;
+                self.deletion_date_ms = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this key may serve an operation of the given class.
+    pub fn check_usable(&self, usage: Usage) -> KmsResult<()> {
+        match (usage, self.state) {
+            (Usage::Read, _) => Ok(()),
+            (Usage::Cryptographic, KeyState::Enabled) => Ok(()),
+            (Usage::Cryptographic, KeyState::Disabled) => Err(KmsError::new(
+                ErrorCode::Disabled,
+                format!("{} is disabled.", self.arn),
+            )),
+            (Usage::Modify, KeyState::Enabled | KeyState::Disabled) => Ok(()),
+            (Usage::Cryptographic | Usage::Modify, _) => Err(self.invalid_state()),
+        }
+    }
+
+    fn invalid_state(&self) -> KmsError {
+        let state = match self.state {
+            KeyState::PendingDeletion => "pending deletion",
+            KeyState::PendingImport => "pending import",
+            KeyState::Enabled => "enabled",
+            KeyState::Disabled => "disabled",
+        };
+        KmsError::new(ErrorCode::InvalidState, format!("{} is {state}.", self.arn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(state: KeyState) -> KeyRecord {
+        KeyRecord {
+            key_id: "k".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
+            creation_date_ms: 0,
+            description: String::new(),
+            state,
+            spec: KeySpec::SymmetricDefault,
+            usage: KeyUsage::EncryptDecrypt,
+            origin: Origin::AwsKms,
+            deletion_date_ms: None,
+            pending_window_days: None,
+            current_material_version: 1,
+        }
+    }
+
+    fn check(from: KeyState, change: StateChange, expected: Result<KeyState, ErrorCode>) {
+        let mut k = key(from);
+        let got = k.apply(change).map(|()| k.state).map_err(|e| e.code);
+        assert_eq!(got, expected, "{from:?} --{change:?}-->");
+    }
+
+    #[test]
+    fn transitions() {
+        use KeyState::*;
+        use StateChange::*;
+        let schedule = ScheduleDeletion { days: 7, now_ms: 0 };
+        check(Enabled, Disable, Ok(Disabled));
+        check(Disabled, Enable, Ok(Enabled));
+        check(Enabled, Enable, Ok(Enabled));
+        check(Disabled, Disable, Ok(Disabled));
+        check(Enabled, schedule, Ok(PendingDeletion));
+        check(Disabled, schedule, Ok(PendingDeletion));
+        check(PendingDeletion, schedule, Err(ErrorCode::InvalidState));
+        check(PendingDeletion, Enable, Err(ErrorCode::InvalidState));
+        check(PendingDeletion, Disable, Err(ErrorCode::InvalidState));
+        check(PendingDeletion, CancelDeletion, Ok(Disabled));
+        check(Enabled, CancelDeletion, Err(ErrorCode::InvalidState));
+        check(Disabled, CancelDeletion, Err(ErrorCode::InvalidState));
+        check(
+            Enabled,
+            ScheduleDeletion { days: 6, now_ms: 0 },
+            Err(ErrorCode::Validation),
+        );
+        check(
+            Enabled,
+            ScheduleDeletion {
+                days: 31,
+                now_ms: 0,
+            },
+            Err(ErrorCode::Validation),
+        );
+        check(
+            Enabled,
+            ScheduleDeletion {
+                days: 30,
+                now_ms: 0,
+            },
+            Ok(PendingDeletion),
+        );
+    }
+
+    #[test]
+    fn deletion_date_and_cancel_clear_schedule() {
+        let mut k = key(KeyState::Enabled);
+        k.apply(StateChange::ScheduleDeletion {
+            days: 7,
+            now_ms: 1_000,
+        })
+        .unwrap();
+        assert_eq!(k.deletion_date_ms, Some(1_000 + 7 * DAY_MS));
+        assert_eq!(k.pending_window_days, Some(7));
+        k.apply(StateChange::CancelDeletion).unwrap();
+        assert_eq!((k.deletion_date_ms, k.pending_window_days), (None, None));
+    }
+
+    #[test]
+    fn usability() {
+        use KeyState::*;
+        let cases = [
+            (Enabled, Usage::Cryptographic, None),
+            (Disabled, Usage::Cryptographic, Some(ErrorCode::Disabled)),
+            (
+                PendingDeletion,
+                Usage::Cryptographic,
+                Some(ErrorCode::InvalidState),
+            ),
+            (
+                PendingDeletion,
+                Usage::Modify,
+                Some(ErrorCode::InvalidState),
+            ),
+            (Disabled, Usage::Modify, None),
+            (PendingDeletion, Usage::Read, None),
+        ];
+        for (state, usage, expected) in cases {
+            let got = key(state).check_usable(usage).err().map(|e| e.code);
+            assert_eq!(got, expected, "{state:?} {usage:?}");
+        }
+    }
+
+    #[test]
+    fn enum_names_round_trip() {
+        for s in KeyState::ALL {
+            assert_eq!(KeyState::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(
+            KeySpec::parse("SYMMETRIC_DEFAULT"),
+            Some(KeySpec::SymmetricDefault)
+        );
+        assert_eq!(KeySpec::parse("RSA_2048"), None);
+    }
+}

@@ -1,0 +1,172 @@
+//! Key material and the root key that wraps it at rest. Material exists in plaintext only
+//! inside `KeyMaterial`, which zeroizes on drop and has no `Debug` that shows it.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+/// 256 bits of symmetric key material.
+pub struct KeyMaterial(Zeroizing<[u8; 32]>);
+
+impl KeyMaterial {
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        Self(bytes)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        if bytes.len() != out.len() {
+            return None;
+        }
+        out.copy_from_slice(bytes);
+        Some(Self(out))
+    }
+
+    pub(crate) fn expose(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+}
+
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyMaterial(<redacted>)")
+    }
+}
+
+/// Random bytes from the operating system's generator.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut out);
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootKeyError {
+    #[error("the root key must be 64 hex characters (32 bytes)")]
+    BadFormat,
+}
+
+/// Wrapped material could not be unwrapped: wrong root key, or the stored bytes or their
+/// binding (account, key, version) were altered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("key material could not be unwrapped")]
+pub struct UnwrapError;
+
+/// The key-encryption key that protects all material at rest (AES-256-GCM, the AAD binds
+/// account, key id and version so wrapped material cannot be swapped between keys).
+pub struct RootKey(KeyMaterial);
+
+impl RootKey {
+    /// Parses 64 hex characters (surrounding whitespace ignored).
+    pub fn from_hex(text: &str) -> Result<Self, RootKeyError> {
+        let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| RootKeyError::BadFormat)?);
+        KeyMaterial::from_bytes(&bytes)
+            .map(Self)
+            .ok_or(RootKeyError::BadFormat)
+    }
+
+    /// A fresh random root key as hex, for development setups.
+    pub fn generate_hex() -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(KeyMaterial::generate().expose()))
+    }
+
+    pub fn wrap(
+        &self,
+        account: &str,
+        key_id: &str,
+        version: u32,
+        material: &KeyMaterial,
+    ) -> Vec<u8> {
+        let nonce = random_bytes(12);
+        let aad = wrap_aad(account, key_id, version);
+        let mut out = nonce.clone();
+        // Encryption with a valid 32-byte key and 12-byte nonce cannot fail.
+        if let Ok(cipher) = Aes256Gcm::new_from_slice(self.0.expose()) {
+            if let Ok(sealed) = cipher.encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: material.expose(),
+                    aad: &aad,
+                },
+            ) {
+                out.extend_from_slice(&sealed);
+            }
+        }
+        out
+    }
+
+    pub fn unwrap(
+        &self,
+        account: &str,
+        key_id: &str,
+        version: u32,
+        wrapped: &[u8],
+    ) -> Result<KeyMaterial, UnwrapError> {
+        if wrapped.len() < 12 + 16 {
+            return Err(UnwrapError);
+        }
+        let (nonce, sealed) = wrapped.split_at(12);
+        let aad = wrap_aad(account, key_id, version);
+        let cipher = Aes256Gcm::new_from_slice(self.0.expose()).map_err(|_| UnwrapError)?;
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: sealed,
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| UnwrapError)?,
+        );
+        KeyMaterial::from_bytes(&plain).ok_or(UnwrapError)
+    }
+}
+
+impl std::fmt::Debug for RootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RootKey(<redacted>)")
+    }
+}
+
+fn wrap_aad(account: &str, key_id: &str, version: u32) -> Vec<u8> {
+    format!("kms-material-v1|{account}|{key_id}|{version}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_round_trip_and_binding() {
+        let root = RootKey::from_hex(&RootKey::generate_hex()).unwrap();
+        let m = KeyMaterial::generate();
+        let wrapped = root.wrap("111122223333", "k1", 1, &m);
+        let back = root.unwrap("111122223333", "k1", 1, &wrapped).unwrap();
+        assert_eq!(back.expose(), m.expose());
+        assert!(root.unwrap("444455556666", "k1", 1, &wrapped).is_err());
+        assert!(root.unwrap("111122223333", "k2", 1, &wrapped).is_err());
+        assert!(root.unwrap("111122223333", "k1", 2, &wrapped).is_err());
+        let other = RootKey::from_hex(&RootKey::generate_hex()).unwrap();
+        assert!(other.unwrap("111122223333", "k1", 1, &wrapped).is_err());
+        let mut tampered = wrapped.clone();
+        tampered[20] ^= 1;
+        assert!(root.unwrap("111122223333", "k1", 1, &tampered).is_err());
+    }
+
+    #[test]
+    fn root_key_parsing_and_redaction() {
+        assert!(RootKey::from_hex("zz").is_err());
+        assert!(RootKey::from_hex(&"ab".repeat(31)).is_err());
+        let hex = "ab".repeat(32);
+        let root = RootKey::from_hex(&format!(" {hex}\n")).unwrap();
+        assert_eq!(format!("{root:?}"), "RootKey(<redacted>)");
+        assert_eq!(
+            format!("{:?}", KeyMaterial::generate()),
+            "KeyMaterial(<redacted>)"
+        );
+    }
+}

@@ -84,10 +84,7 @@ pub type KmsResult<T> = Result<T, KmsError>;
 
 impl KmsError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Validation, message)
@@ -96,10 +93,7 @@ impl KmsError {
         Self::new(ErrorCode::NotFound, message)
     }
     pub fn internal() -> Self {
-        Self::new(
-            ErrorCode::Internal,
-            "An internal error occurred. Retry the request.",
-        )
+        Self::new(ErrorCode::Internal, "An internal error occurred. Retry the request.")
     }
     pub fn invalid_ciphertext() -> Self {
         Self::new(ErrorCode::InvalidCiphertext, "")

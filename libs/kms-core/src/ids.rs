@@ -12,9 +12,7 @@ impl AccountId {
         if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(s.to_owned()))
         } else {
-            Err(KmsError::validation(format!(
-                "'{s}' is not a 12-digit account id"
-            )))
+            Err(KmsError::validation(format!("'{s}' is not a 12-digit account id")))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -29,16 +27,13 @@ pub struct Region(String);
 impl Region {
     pub fn parse(s: &str) -> KmsResult<Self> {
         let shape_ok = (1..=32).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if shape_ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(KmsError::validation(format!(
-                "'{s}' is not a valid region name"
-            )))
+            Err(KmsError::validation(format!("'{s}' is not a valid region name")))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -103,12 +98,9 @@ impl KeyRef {
     /// The account and region the reference pins, if it is an ARN.
     pub fn pinned_scope(&self) -> Option<(&str, &str)> {
         match self {
-            Self::KeyArn {
-                region, account, ..
+            Self::KeyArn { region, account, .. } | Self::AliasArn { region, account, .. } => {
+                Some((account, region))
             }
-            | Self::AliasArn {
-                region, account, ..
-            } => Some((account, region)),
             Self::KeyId(_) | Self::AliasName(_) => None,
         }
     }
@@ -131,18 +123,10 @@ fn parse_arn(input: &str, rest: &str) -> KmsResult<KeyRef> {
         if !is_key_id(key_id) {
             return Err(invalid());
         }
-        return Ok(KeyRef::KeyArn {
-            region,
-            account,
-            key_id: key_id.to_ascii_lowercase(),
-        });
+        return Ok(KeyRef::KeyArn { region, account, key_id: key_id.to_ascii_lowercase() });
     }
     if resource.starts_with("alias/") && resource.len() > "alias/".len() {
-        return Ok(KeyRef::AliasArn {
-            region,
-            account,
-            alias_name: resource.to_owned(),
-        });
+        return Ok(KeyRef::AliasArn { region, account, alias_name: resource.to_owned() });
     }
     Err(invalid())
 }
@@ -187,22 +171,10 @@ mod tests {
         check("not-a-key", Err(ErrorCode::NotFound));
         check("", Err(ErrorCode::Validation));
         check(&"a".repeat(2049), Err(ErrorCode::Validation));
-        check(
-            "arn:aws:s3:us-east-1:111122223333:key/x",
-            Err(ErrorCode::NotFound),
-        );
-        check(
-            "arn:aws:kms:us-east-1:1111:key/{ID}",
-            Err(ErrorCode::NotFound),
-        );
-        check(
-            "arn:aws:kms:us-east-1:111122223333:key/nope",
-            Err(ErrorCode::NotFound),
-        );
-        check(
-            "arn:aws:kms:us-east-1:111122223333:alias/",
-            Err(ErrorCode::NotFound),
-        );
+        check("arn:aws:s3:us-east-1:111122223333:key/x", Err(ErrorCode::NotFound));
+        check("arn:aws:kms:us-east-1:1111:key/{ID}", Err(ErrorCode::NotFound));
+        check("arn:aws:kms:us-east-1:111122223333:key/nope", Err(ErrorCode::NotFound));
+        check("arn:aws:kms:us-east-1:111122223333:alias/", Err(ErrorCode::NotFound));
         check("arn:aws:kms:us-east-1", Err(ErrorCode::NotFound));
     }
 

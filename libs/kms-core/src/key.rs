@@ -131,10 +131,9 @@ impl KeyRecord {
         match (usage, self.state) {
             (Usage::Read, _) => Ok(()),
             (Usage::Cryptographic, KeyState::Enabled) => Ok(()),
-            (Usage::Cryptographic, KeyState::Disabled) => Err(KmsError::new(
-                ErrorCode::Disabled,
-                format!("{} is disabled.", self.arn),
-            )),
+            (Usage::Cryptographic, KeyState::Disabled) => {
+                Err(KmsError::new(ErrorCode::Disabled, format!("{} is disabled.", self.arn)))
+            }
             (Usage::Modify, KeyState::Enabled | KeyState::Disabled) => Ok(()),
             (Usage::Cryptographic | Usage::Modify, _) => Err(self.invalid_state()),
         }
@@ -196,37 +195,15 @@ mod tests {
         check(PendingDeletion, CancelDeletion, Ok(Disabled));
         check(Enabled, CancelDeletion, Err(ErrorCode::InvalidState));
         check(Disabled, CancelDeletion, Err(ErrorCode::InvalidState));
-        check(
-            Enabled,
-            ScheduleDeletion { days: 6, now_ms: 0 },
-            Err(ErrorCode::Validation),
-        );
-        check(
-            Enabled,
-            ScheduleDeletion {
-                days: 31,
-                now_ms: 0,
-            },
-            Err(ErrorCode::Validation),
-        );
-        check(
-            Enabled,
-            ScheduleDeletion {
-                days: 30,
-                now_ms: 0,
-            },
-            Ok(PendingDeletion),
-        );
+        check(Enabled, ScheduleDeletion { days: 6, now_ms: 0 }, Err(ErrorCode::Validation));
+        check(Enabled, ScheduleDeletion { days: 31, now_ms: 0 }, Err(ErrorCode::Validation));
+        check(Enabled, ScheduleDeletion { days: 30, now_ms: 0 }, Ok(PendingDeletion));
     }
 
     #[test]
     fn deletion_date_and_cancel_clear_schedule() {
         let mut k = key(KeyState::Enabled);
-        k.apply(StateChange::ScheduleDeletion {
-            days: 7,
-            now_ms: 1_000,
-        })
-        .unwrap();
+        k.apply(StateChange::ScheduleDeletion { days: 7, now_ms: 1_000 }).unwrap();
         assert_eq!(k.deletion_date_ms, Some(1_000 + 7 * DAY_MS));
         assert_eq!(k.pending_window_days, Some(7));
         k.apply(StateChange::CancelDeletion).unwrap();
@@ -239,16 +216,8 @@ mod tests {
         let cases = [
             (Enabled, Usage::Cryptographic, None),
             (Disabled, Usage::Cryptographic, Some(ErrorCode::Disabled)),
-            (
-                PendingDeletion,
-                Usage::Cryptographic,
-                Some(ErrorCode::InvalidState),
-            ),
-            (
-                PendingDeletion,
-                Usage::Modify,
-                Some(ErrorCode::InvalidState),
-            ),
+            (PendingDeletion, Usage::Cryptographic, Some(ErrorCode::InvalidState)),
+            (PendingDeletion, Usage::Modify, Some(ErrorCode::InvalidState)),
             (Disabled, Usage::Modify, None),
             (PendingDeletion, Usage::Read, None),
         ];
@@ -263,10 +232,7 @@ mod tests {
         for s in KeyState::ALL {
             assert_eq!(KeyState::parse(s.as_str()), Some(*s));
         }
-        assert_eq!(
-            KeySpec::parse("SYMMETRIC_DEFAULT"),
-            Some(KeySpec::SymmetricDefault)
-        );
+        assert_eq!(KeySpec::parse("SYMMETRIC_DEFAULT"), Some(KeySpec::SymmetricDefault));
         assert_eq!(KeySpec::parse("RSA_2048"), None);
     }
 }

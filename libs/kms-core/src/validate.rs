@@ -35,11 +35,7 @@ pub fn blob_length(field: &str, len: usize, min: usize, max: usize) -> KmsResult
         ));
     }
     if len > max {
-        return Err(constraint(
-            field,
-            None,
-            &format!("have length less than or equal to {max}"),
-        ));
+        return Err(constraint(field, None, &format!("have length less than or equal to {max}")));
     }
     Ok(())
 }
@@ -74,20 +70,18 @@ pub fn number_of_bytes(n: i64) -> KmsResult<u32> {
 /// GenerateDataKey takes exactly one of KeySpec (AES_128, AES_256) and NumberOfBytes.
 pub fn data_key_length(key_spec: Option<&str>, number_of_bytes: Option<i64>) -> KmsResult<u32> {
     match (key_spec, number_of_bytes) {
-        (Some(_), Some(_)) => Err(KmsError::validation(
-            "Please specify either number of bytes or key spec.",
-        )),
-        (None, None) => Err(KmsError::validation(
-            "Please specify either number of bytes or key spec.",
-        )),
+        (Some(_), Some(_)) => {
+            Err(KmsError::validation("Please specify either number of bytes or key spec."))
+        }
+        (None, None) => {
+            Err(KmsError::validation("Please specify either number of bytes or key spec."))
+        }
         (None, Some(n)) => self::number_of_bytes(n),
         (Some("AES_256"), None) => Ok(32),
         (Some("AES_128"), None) => Ok(16),
-        (Some(other), None) => Err(constraint(
-            "keySpec",
-            Some(other),
-            "satisfy enum value set: [AES_256, AES_128]",
-        )),
+        (Some(other), None) => {
+            Err(constraint("keySpec", Some(other), "satisfy enum value set: [AES_256, AES_128]"))
+        }
     }
 }
 
@@ -106,16 +100,9 @@ pub fn description(d: &str) -> KmsResult<()> {
 /// never in the `alias/aws/` namespace, which AWS reserves for its managed keys.
 pub fn alias_name(name: &str) -> KmsResult<()> {
     if name.is_empty() || name.len() > 256 {
-        return Err(constraint(
-            "aliasName",
-            Some(name),
-            "have length between 1 and 256",
-        ));
+        return Err(constraint("aliasName", Some(name), "have length between 1 and 256"));
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'/' | b'_' | b'-'))
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'/' | b'_' | b'-')) {
         return Err(constraint(
             "aliasName",
             Some(name),
@@ -148,30 +135,16 @@ pub fn tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> KmsResult
     let mut seen = std::collections::HashSet::new();
     for (key, value) in tags {
         if key.is_empty() || key.chars().count() > 128 {
-            return Err(constraint(
-                "tagKey",
-                Some(key),
-                "have length between 1 and 128",
-            ));
+            return Err(constraint("tagKey", Some(key), "have length between 1 and 128"));
         }
         if value.chars().count() > 256 {
-            return Err(constraint(
-                "tagValue",
-                None,
-                "have length between 0 and 256",
-            ));
+            return Err(constraint("tagValue", None, "have length between 0 and 256"));
         }
         if key.to_ascii_lowercase().starts_with("aws:") {
-            return Err(KmsError::new(
-                ErrorCode::Tag,
-                "Tags beginning with aws: are reserved",
-            ));
+            return Err(KmsError::new(ErrorCode::Tag, "Tags beginning with aws: are reserved"));
         }
         if !seen.insert(key) {
-            return Err(KmsError::new(
-                ErrorCode::Tag,
-                format!("Duplicate tag key {key}"),
-            ));
+            return Err(KmsError::new(ErrorCode::Tag, format!("Duplicate tag key {key}")));
         }
     }
     if seen.len() > MAX_TAGS_PER_KEY {
@@ -197,14 +170,9 @@ pub fn policy_document(doc: &str) -> KmsResult<()> {
         KmsError::new(ErrorCode::MalformedPolicyDocument, format!("The new key policy will not allow you to update the key policy in the future: {why}"))
     };
     let value: serde_json::Value = serde_json::from_str(doc).map_err(|_| {
-        KmsError::new(
-            ErrorCode::MalformedPolicyDocument,
-            "The policy document is not valid JSON.",
-        )
+        KmsError::new(ErrorCode::MalformedPolicyDocument, "The policy document is not valid JSON.")
     })?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| malformed("the policy is not a JSON object"))?;
+    let object = value.as_object().ok_or_else(|| malformed("the policy is not a JSON object"))?;
     match object.get("Statement") {
         Some(serde_json::Value::Array(statements)) if !statements.is_empty() => Ok(()),
         Some(serde_json::Value::Object(_)) => Ok(()),
@@ -227,9 +195,7 @@ pub fn policy_name(name: &str) -> KmsResult<()> {
         ));
     }
     if name != DEFAULT_POLICY_NAME {
-        return Err(KmsError::not_found(format!(
-            "No such policy exists: {name}"
-        )));
+        return Err(KmsError::not_found(format!("No such policy exists: {name}")));
     }
     Ok(())
 }
@@ -242,9 +208,7 @@ pub fn encryption_context(
     let mut out = BTreeMap::new();
     for (k, v) in pairs {
         if k.is_empty() {
-            return Err(KmsError::validation(
-                "Encryption context keys must not be empty",
-            ));
+            return Err(KmsError::validation("Encryption context keys must not be empty"));
         }
         out.insert(k, v);
     }
@@ -274,11 +238,9 @@ pub fn pending_window_days(days: i32) -> KmsResult<()> {
 pub fn limit(value: Option<i64>, default: u32, max: u32) -> KmsResult<u32> {
     match value {
         None => Ok(default),
-        Some(n) if n < 1 => Err(constraint(
-            "limit",
-            Some(&n.to_string()),
-            "have value greater than or equal to 1",
-        )),
+        Some(n) if n < 1 => {
+            Err(constraint("limit", Some(&n.to_string()), "have value greater than or equal to 1"))
+        }
         Some(n) if n > i64::from(max) => Err(constraint(
             "limit",
             Some(&n.to_string()),
@@ -331,11 +293,7 @@ mod tests {
             (Some("AES_512"), None, Err(ErrorCode::Validation)),
         ];
         for (spec, n, expected) in cases {
-            assert_eq!(
-                data_key_length(spec, n).map_err(|e| e.code),
-                expected,
-                "{spec:?} {n:?}"
-            );
+            assert_eq!(data_key_length(spec, n).map_err(|e| e.code), expected, "{spec:?} {n:?}");
         }
     }
 
@@ -346,10 +304,7 @@ mod tests {
         assert_eq!(code(tags([("aws:x", "y")])), Some(ErrorCode::Tag));
         assert_eq!(code(tags([("a", "1"), ("a", "2")])), Some(ErrorCode::Tag));
         let long = "k".repeat(129);
-        assert_eq!(
-            code(tags([(long.as_str(), "v")])),
-            Some(ErrorCode::Validation)
-        );
+        assert_eq!(code(tags([(long.as_str(), "v")])), Some(ErrorCode::Validation));
         let many: Vec<String> = (0..51).map(|i| format!("k{i}")).collect();
         assert_eq!(
             code(tags(many.iter().map(|k| (k.as_str(), "v")))),
@@ -361,23 +316,14 @@ mod tests {
     fn policies() {
         let ok = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#;
         assert_eq!(code(policy_document(ok)), None);
-        assert_eq!(
-            code(policy_document("not json")),
-            Some(ErrorCode::MalformedPolicyDocument)
-        );
-        assert_eq!(
-            code(policy_document("[]")),
-            Some(ErrorCode::MalformedPolicyDocument)
-        );
+        assert_eq!(code(policy_document("not json")), Some(ErrorCode::MalformedPolicyDocument));
+        assert_eq!(code(policy_document("[]")), Some(ErrorCode::MalformedPolicyDocument));
         assert_eq!(
             code(policy_document(r#"{"Statement":[]}"#)),
             Some(ErrorCode::MalformedPolicyDocument)
         );
         assert_eq!(code(policy_document("")), Some(ErrorCode::Validation));
-        let huge = format!(
-            r#"{{"Statement":[],"x":"{}"}}"#,
-            "a".repeat(MAX_POLICY_BYTES)
-        );
+        let huge = format!(r#"{{"Statement":[],"x":"{}"}}"#, "a".repeat(MAX_POLICY_BYTES));
         assert_eq!(code(policy_document(&huge)), Some(ErrorCode::Validation));
         assert_eq!(code(policy_name("default")), None);
         assert_eq!(code(policy_name("other")), Some(ErrorCode::NotFound));
@@ -394,14 +340,8 @@ mod tests {
         assert_eq!(code(pending_window_days(31)), Some(ErrorCode::Validation));
         assert_eq!(limit(None, 100, 1000).unwrap(), 100);
         assert_eq!(code(limit(Some(0), 100, 1000)), Some(ErrorCode::Validation));
-        assert_eq!(
-            code(limit(Some(1001), 100, 1000)),
-            Some(ErrorCode::Validation)
-        );
-        assert_eq!(
-            code(description(&"d".repeat(8193))),
-            Some(ErrorCode::Validation)
-        );
+        assert_eq!(code(limit(Some(1001), 100, 1000)), Some(ErrorCode::Validation));
+        assert_eq!(code(description(&"d".repeat(8193))), Some(ErrorCode::Validation));
         let ctx = encryption_context([("b".into(), "2".into()), ("a".into(), "1".into())]).unwrap();
         assert_eq!(ctx.keys().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(

@@ -43,10 +43,7 @@ pub fn peek_header(blob: &[u8]) -> Result<BlobHeader, InvalidCiphertext> {
     }
     let uuid = uuid::Uuid::from_slice(&blob[1..17]).map_err(|_| InvalidCiphertext)?;
     let version = u32::from_be_bytes([blob[17], blob[18], blob[19], blob[20]]);
-    Ok(BlobHeader {
-        key_id: uuid.hyphenated().to_string(),
-        material_version: version,
-    })
+    Ok(BlobHeader { key_id: uuid.hyphenated().to_string(), material_version: version })
 }
 
 /// Encrypts `plaintext` under `material` (version `material_version` of key `key_id`).
@@ -67,13 +64,7 @@ pub fn seal(
     let aad = aad(&blob, context);
     let cipher = Aes256Gcm::new_from_slice(material.expose()).map_err(|_| InvalidCiphertext)?;
     let sealed = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
         .map_err(|_| InvalidCiphertext)?;
     blob.extend_from_slice(&sealed);
     Ok(blob)
@@ -90,13 +81,7 @@ pub fn open(
     let cipher = Aes256Gcm::new_from_slice(material.expose()).map_err(|_| InvalidCiphertext)?;
     let aad = aad(header, context);
     cipher
-        .decrypt(
-            Nonce::from_slice(&header[21..33]),
-            Payload {
-                msg: sealed,
-                aad: &aad,
-            },
-        )
+        .decrypt(Nonce::from_slice(&header[21..33]), Payload { msg: sealed, aad: &aad })
         .map(Zeroizing::new)
         .map_err(|_| InvalidCiphertext)
 }
@@ -114,10 +99,7 @@ mod tests {
     const KEY: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
 
     fn ctx(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -128,10 +110,7 @@ mod tests {
         assert_eq!(blob.len(), BLOB_OVERHEAD + 5);
         assert_eq!(
             peek_header(&blob).unwrap(),
-            BlobHeader {
-                key_id: KEY.into(),
-                material_version: 7
-            }
+            BlobHeader { key_id: KEY.into(), material_version: 7 }
         );
         assert_eq!(open(&m, &blob, &c).unwrap().as_slice(), b"hello");
     }
@@ -143,16 +122,9 @@ mod tests {
         for i in 0..blob.len() {
             let mut bad = blob.clone();
             bad[i] ^= 0x01;
-            assert_eq!(
-                open(&m, &bad, &ctx(&[])),
-                Err(InvalidCiphertext),
-                "byte {i}"
-            );
+            assert_eq!(open(&m, &bad, &ctx(&[])), Err(InvalidCiphertext), "byte {i}");
         }
-        assert_eq!(
-            open(&m, &blob[..blob.len() - 1], &ctx(&[])),
-            Err(InvalidCiphertext)
-        );
+        assert_eq!(open(&m, &blob[..blob.len() - 1], &ctx(&[])), Err(InvalidCiphertext));
         assert_eq!(open(&m, &[], &ctx(&[])), Err(InvalidCiphertext));
     }
 
@@ -170,10 +142,7 @@ mod tests {
     #[test]
     fn other_material_is_rejected() {
         let blob = seal(&KeyMaterial::generate(), KEY, 1, b"x", &ctx(&[])).unwrap();
-        assert_eq!(
-            open(&KeyMaterial::generate(), &blob, &ctx(&[])),
-            Err(InvalidCiphertext)
-        );
+        assert_eq!(open(&KeyMaterial::generate(), &blob, &ctx(&[])), Err(InvalidCiphertext));
     }
 
     #[test]

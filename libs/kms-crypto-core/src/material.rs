@@ -49,10 +49,10 @@ pub enum RootKeyError {
     BadFormat,
 }
 
-/// Wrapped material could not be unwrapped: wrong root key, or the stored bytes or their
-/// binding (account, key, version) were altered.
+/// Material could not be wrapped or unwrapped: for unwrapping, a wrong root key, or the
+/// stored bytes or their binding (account, key, version) were altered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("key material could not be unwrapped")]
+#[error("key material could not be wrapped or unwrapped")]
 pub struct UnwrapError;
 
 /// The key-encryption key that protects all material at rest (AES-256-GCM, the AAD binds
@@ -63,9 +63,7 @@ impl RootKey {
     /// Parses 64 hex characters (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> Result<Self, RootKeyError> {
         let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| RootKeyError::BadFormat)?);
-        KeyMaterial::from_bytes(&bytes)
-            .map(Self)
-            .ok_or(RootKeyError::BadFormat)
+        KeyMaterial::from_bytes(&bytes).map(Self).ok_or(RootKeyError::BadFormat)
     }
 
     /// A fresh random root key as hex, for development setups.
@@ -79,23 +77,16 @@ impl RootKey {
         key_id: &str,
         version: u32,
         material: &KeyMaterial,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, UnwrapError> {
         let nonce = random_bytes(12);
         let aad = wrap_aad(account, key_id, version);
-        let mut out = nonce.clone();
-        // Encryption with a valid 32-byte key and 12-byte nonce cannot fail.
-        if let Ok(cipher) = Aes256Gcm::new_from_slice(self.0.expose()) {
-            if let Ok(sealed) = cipher.encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: material.expose(),
-                    aad: &aad,
-                },
-            ) {
-                out.extend_from_slice(&sealed);
-            }
-        }
-        out
+        let cipher = Aes256Gcm::new_from_slice(self.0.expose()).map_err(|_| UnwrapError)?;
+        let sealed = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: material.expose(), aad: &aad })
+            .map_err(|_| UnwrapError)?;
+        let mut out = nonce;
+        out.extend_from_slice(&sealed);
+        Ok(out)
     }
 
     pub fn unwrap(
@@ -113,13 +104,7 @@ impl RootKey {
         let cipher = Aes256Gcm::new_from_slice(self.0.expose()).map_err(|_| UnwrapError)?;
         let plain = Zeroizing::new(
             cipher
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: sealed,
-                        aad: &aad,
-                    },
-                )
+                .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
                 .map_err(|_| UnwrapError)?,
         );
         KeyMaterial::from_bytes(&plain).ok_or(UnwrapError)
@@ -144,7 +129,7 @@ mod tests {
     fn wrap_round_trip_and_binding() {
         let root = RootKey::from_hex(&RootKey::generate_hex()).unwrap();
         let m = KeyMaterial::generate();
-        let wrapped = root.wrap("111122223333", "k1", 1, &m);
+        let wrapped = root.wrap("111122223333", "k1", 1, &m).unwrap();
         let back = root.unwrap("111122223333", "k1", 1, &wrapped).unwrap();
         assert_eq!(back.expose(), m.expose());
         assert!(root.unwrap("444455556666", "k1", 1, &wrapped).is_err());
@@ -164,9 +149,6 @@ mod tests {
         let hex = "ab".repeat(32);
         let root = RootKey::from_hex(&format!(" {hex}\n")).unwrap();
         assert_eq!(format!("{root:?}"), "RootKey(<redacted>)");
-        assert_eq!(
-            format!("{:?}", KeyMaterial::generate()),
-            "KeyMaterial(<redacted>)"
-        );
+        assert_eq!(format!("{:?}", KeyMaterial::generate()), "KeyMaterial(<redacted>)");
     }
 }

@@ -1,0 +1,74 @@
+//! Conversions between wire messages and domain types, done once at the edge. A wire
+//! record that does not describe a valid key is refused, not carried along.
+
+use kms_core::{KeyRecord, KeySpec, KeyState, KeyUsage, KmsError, Origin};
+use kms_proto::v1 as wire;
+
+/// A wire key record as a domain record.
+pub fn key_from_wire(k: &wire::KeyRecord) -> Result<KeyRecord, KmsError> {
+    let bad = |field: &str| {
+        KmsError::new(kms_core::ErrorCode::Internal, format!("stored key has invalid {field}"))
+    };
+    Ok(KeyRecord {
+        key_id: k.key_id.clone(),
+        account: k.account.clone(),
+        region: k.region.clone(),
+        arn: k.arn.clone(),
+        creation_date_ms: k.creation_date_ms,
+        description: k.description.clone(),
+        state: KeyState::parse(&k.key_state).ok_or_else(|| bad("state"))?,
+        spec: KeySpec::parse(&k.key_spec).ok_or_else(|| bad("spec"))?,
+        usage: KeyUsage::parse(&k.key_usage).ok_or_else(|| bad("usage"))?,
+        origin: Origin::parse(&k.origin).ok_or_else(|| bad("origin"))?,
+        deletion_date_ms: k.deletion_date_ms,
+        pending_window_days: k.pending_window_days,
+        current_material_version: k.current_material_version,
+    })
+}
+
+/// Writes a domain record's fields into a wire record, keeping the wire-only fields
+/// (tags) that `into` already carries.
+pub fn key_to_wire(k: &KeyRecord, into: &mut wire::KeyRecord) {
+    into.key_id = k.key_id.clone();
+    into.account = k.account.clone();
+    into.region = k.region.clone();
+    into.arn = k.arn.clone();
+    into.creation_date_ms = k.creation_date_ms;
+    into.description = k.description.clone();
+    into.key_state = k.state.as_str().to_owned();
+    into.key_spec = k.spec.as_str().to_owned();
+    into.key_usage = k.usage.as_str().to_owned();
+    into.origin = k.origin.as_str().to_owned();
+    into.deletion_date_ms = k.deletion_date_ms;
+    into.pending_window_days = k.pending_window_days;
+    into.current_material_version = k.current_material_version;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusal() {
+        let domain = KeyRecord {
+            key_id: "k".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            arn: "arn".into(),
+            creation_date_ms: 5,
+            description: "d".into(),
+            state: KeyState::PendingDeletion,
+            spec: KeySpec::SymmetricDefault,
+            usage: KeyUsage::EncryptDecrypt,
+            origin: Origin::AwsKms,
+            deletion_date_ms: Some(9),
+            pending_window_days: Some(7),
+            current_material_version: 2,
+        };
+        let mut w = wire::KeyRecord::default();
+        key_to_wire(&domain, &mut w);
+        assert_eq!(key_from_wire(&w).unwrap(), domain);
+        w.key_state = "Melted".into();
+        assert!(key_from_wire(&w).is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! The typed catalogue of bus operations: each names its subject and its request and
+//! response messages, so a call site cannot pair the wrong messages with a subject.
+
+use prost::Message;
+
+/// One request/reply operation of a service.
+pub trait Operation {
+    /// The service that answers (`kms.v1.<SERVICE>.<NAME>`).
+    const SERVICE: &'static str;
+    const NAME: &'static str;
+    type Request: Message + Default + Send + 'static;
+    type Response: Message + Default + Send + 'static;
+
+    fn subject() -> String {
+        format!("kms.v1.{}.{}", Self::SERVICE, Self::NAME)
+    }
+}
+
+macro_rules! operations {
+    ($service:literal => $( $name:ident($req:ident) -> $resp:ident; )+) => {
+        $(
+            #[doc = concat!("`kms.v1.", $service, ".", stringify!($name), "`")]
+            pub struct $name;
+            impl crate::Operation for $name {
+                const SERVICE: &'static str = $service;
+                const NAME: &'static str = stringify!($name);
+                type Request = kms_proto::v1::$req;
+                type Response = kms_proto::v1::$resp;
+            }
+        )+
+    };
+}
+
+pub mod metadata {
+    //! Operations of the metadata service.
+    operations!("metadata" =>
+        CreateKey(CreateKeyRequest) -> KeyResponse;
+        ResolveKey(ResolveKeyRequest) -> KeyResponse;
+        ListKeys(ListKeysRequest) -> ListKeysResponse;
+        ChangeKeyState(ChangeKeyStateRequest) -> KeyResponse;
+        UpdateDescription(UpdateDescriptionRequest) -> KeyResponse;
+        CreateAlias(AliasRequest) -> AliasResponse;
+        UpdateAlias(AliasRequest) -> AliasResponse;
+        DeleteAlias(AliasRequest) -> AliasResponse;
+        ListAliases(ListAliasesRequest) -> ListAliasesResponse;
+        TagResource(TagResourceRequest) -> Empty;
+        UntagResource(UntagResourceRequest) -> Empty;
+        ListResourceTags(ListTagsRequest) -> ListTagsResponse;
+    );
+}
+
+pub mod crypto {
+    //! Operations of the crypto service.
+    operations!("crypto" =>
+        CreateMaterial(CreateMaterialRequest) -> CreateMaterialResponse;
+        Encrypt(EncryptRequest) -> EncryptResponse;
+        Decrypt(DecryptRequest) -> DecryptResponse;
+        ReEncrypt(ReEncryptRequest) -> ReEncryptResponse;
+        GenerateDataKey(GenerateDataKeyRequest) -> GenerateDataKeyResponse;
+        GenerateRandom(GenerateRandomRequest) -> GenerateRandomResponse;
+    );
+}
+
+pub mod policy {
+    //! Operations of the policy service.
+    operations!("policy" =>
+        PutPolicy(PutPolicyRequest) -> PolicyResponse;
+        GetPolicy(GetPolicyRequest) -> PolicyResponse;
+        ListPolicies(ListPoliciesRequest) -> ListPoliciesResponse;
+    );
+}
+
+pub mod audit {
+    //! Queries of the audit service.
+    operations!("audit" =>
+        LookupEvents(LookupEventsRequest) -> LookupEventsResponse;
+    );
+}

@@ -111,9 +111,7 @@ impl CloudTrailEvent {
 
 /// Formats an instant the way CloudTrail writes `eventTime`: UTC, whole seconds, `Z`.
 pub(crate) fn format_event_time(t: OffsetDateTime) -> Result<String, time::error::Format> {
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    );
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.to_offset(time::UtcOffset::UTC).format(&fmt)
 }
 
@@ -163,7 +161,9 @@ mod tests {
             user_agent: "aws-cli/2".into(),
             error_code: None,
             error_message: None,
-            request_parameters: Some(json!({"keyId": "k1", "encryptionAlgorithm": "SYMMETRIC_DEFAULT"})),
+            request_parameters: Some(
+                json!({"keyId": "k1", "encryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
+            ),
             response_elements: None,
             request_id: "f3423043-63bc-11e4-bc2b-4198b6150d5c".into(),
             event_id: "91235988-eb87-476a-ac2c-0cdc244e6dca".into(),
@@ -223,12 +223,26 @@ mod tests {
         e.error_message = Some("Key not found".into());
         let text = String::from_utf8(e.to_json_bytes().unwrap()).unwrap();
         let order = [
-            "\"eventVersion\"", "\"userIdentity\"", "\"eventTime\"", "\"eventSource\"",
-            "\"eventName\"", "\"awsRegion\"", "\"sourceIPAddress\"", "\"userAgent\"",
-            "\"errorCode\"", "\"errorMessage\"", "\"requestParameters\"",
-            "\"responseElements\"", "\"requestID\"", "\"eventID\"", "\"readOnly\"",
-            "\"resources\"", "\"eventType\"", "\"managementEvent\"",
-            "\"recipientAccountId\"", "\"eventCategory\"",
+            "\"eventVersion\"",
+            "\"userIdentity\"",
+            "\"eventTime\"",
+            "\"eventSource\"",
+            "\"eventName\"",
+            "\"awsRegion\"",
+            "\"sourceIPAddress\"",
+            "\"userAgent\"",
+            "\"errorCode\"",
+            "\"errorMessage\"",
+            "\"requestParameters\"",
+            "\"responseElements\"",
+            "\"requestID\"",
+            "\"eventID\"",
+            "\"readOnly\"",
+            "\"resources\"",
+            "\"eventType\"",
+            "\"managementEvent\"",
+            "\"recipientAccountId\"",
+            "\"eventCategory\"",
         ];
         let positions: Vec<usize> = order.iter().map(|k| text.find(k).unwrap()).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");

@@ -18,4 +18,4 @@ pub use client::{Bus, CallContext};
 pub use codes::{error_from_wire, error_to_wire};
 pub use convert::{key_from_wire, key_to_wire};
 pub use ops::{audit, crypto, metadata, policy, Operation};
-pub use server::{serve, Router};
+pub use server::{serve, shutdown_signal, Router};

@@ -1,1 +1,71 @@
-//! The metadata service
+//! The metadata service: key records, aliases and tags in sled, and the key state
+//! machine's transitions. It answers `kms.v1.metadata.*` on the bus; every write is
+//! flushed to disk before the reply, so an acknowledged change survives a crash.
+
+mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kms_bus::{metadata as op, Bus, Router};
+use store::MetadataStore;
+
+/// Settings of the metadata service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Directory of the service's sled database.
+    #[arg(
+        long = "metadata-data-dir",
+        env = "KMS_METADATA_DATA_DIR",
+        default_value = ".data/metadata"
+    )]
+    pub data_dir: PathBuf,
+}
+
+impl Config {
+    pub fn for_test(data_dir: PathBuf) -> Self {
+        Self { data_dir }
+    }
+}
+
+/// Serves the metadata operations until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    bus: Bus,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let store = Arc::new(MetadataStore::open(&config.data_dir)?);
+    let router = Router::new("metadata")
+        .route::<op::CreateKey, _, _>(
+            |s: Arc<MetadataStore>, r| async move { s.create_key(r).await },
+        )
+        .route::<op::ResolveKey, _, _>(|s: Arc<MetadataStore>, r| async move { s.resolve_key(r) })
+        .route::<op::ListKeys, _, _>(|s: Arc<MetadataStore>, r| async move { s.list_keys(r) })
+        .route::<op::ChangeKeyState, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.change_key_state(r).await
+        })
+        .route::<op::UpdateDescription, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.update_description(r).await
+        })
+        .route::<op::CreateAlias, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.create_alias(r).await
+        })
+        .route::<op::UpdateAlias, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.update_alias(r).await
+        })
+        .route::<op::DeleteAlias, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.delete_alias(r).await
+        })
+        .route::<op::ListAliases, _, _>(|s: Arc<MetadataStore>, r| async move { s.list_aliases(r) })
+        .route::<op::TagResource, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.tag_resource(r).await
+        })
+        .route::<op::UntagResource, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.untag_resource(r).await
+        })
+        .route::<op::ListResourceTags, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.list_resource_tags(r)
+        });
+    kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await
+}

@@ -1,0 +1,530 @@
+//! The append-only, hash-chained audit store on sled, fed from a JetStream stream:
+//! idempotent per stream sequence and per `eventID`, each append (record, indexes, dedup
+//! markers) one sled transaction flushed before returning, so an acknowledged message is
+//! durable and a crash never leaves an index entry without its record.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+
+use crate::record::{
+    attr_prefix, chain_hash, positioned, time_prefix, EventView, InvalidEvent, Scope, StoredRecord,
+    GENESIS_HASH,
+};
+
+const TREE_RECORDS: &str = "records";
+const TREE_STREAM_SEQS: &str = "stream_seqs";
+const TREE_EVENT_IDS: &str = "event_ids";
+const TREE_IDX_TIME: &str = "idx_time";
+const TREE_IDX_ATTR: &str = "idx_attr";
+const TREE_META: &str = "meta";
+const META_LAST_STREAM_SEQ: &[u8] = b"last_stream_seq";
+
+/// What `append` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored as record `seq`.
+    Appended { seq: u64 },
+    /// This stream sequence was applied before (redelivery); nothing written.
+    AlreadyApplied { seq: u64 },
+    /// New stream sequence but its `eventID` is already stored as record `seq` (the
+    /// producer published the event twice). The stream sequence is remembered as
+    /// applied; no record is added and the stored record is kept. `identical` is false
+    /// when the bytes differ from the stored ones: worth an alert (never log the bodies).
+    DuplicateEvent { seq: u64, identical: bool },
+}
+
+/// Failure to append or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("audit store I/O: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("event rejected: {0}")]
+    InvalidEvent(#[from] InvalidEvent),
+    #[error("audit store record {seq} is unreadable")]
+    CorruptRecord { seq: u64 },
+    #[error("audit store metadata `{0}` is unreadable")]
+    CorruptMeta(&'static str),
+}
+
+impl StoreError {
+    /// True when retrying the same input can never succeed (the event itself is bad):
+    /// the consumer should dead-letter/terminate the message rather than redeliver it.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::InvalidEvent(_))
+    }
+}
+
+/// How the hash chain is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainBreak {
+    /// The record's bytes do not decode.
+    Malformed,
+    /// Records are not numbered 1, 2, 3, … without gaps.
+    SequenceGap { expected: u64 },
+    /// `prev_hash` is not the previous record's hash.
+    PrevHashMismatch,
+    /// `hash` is not `sha256(prev_hash || event)`: the record was altered.
+    HashMismatch,
+}
+
+/// `verify_chain` failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("audit hash chain broken at record {seq}: {kind:?}")]
+    Broken { seq: u64, kind: ChainBreak },
+    #[error("audit store I/O: {0}")]
+    Storage(#[from] sled::Error),
+}
+
+impl ChainError {
+    /// The store sequence number where the chain broke.
+    pub fn broken_at(&self) -> Option<u64> {
+        match self {
+            Self::Broken { seq, .. } => Some(*seq),
+            Self::Storage(_) => None,
+        }
+    }
+}
+
+/// The append-only audit store. Share it behind an `Arc`; appends are serialized
+/// internally, lookups run concurrently.
+#[derive(Debug)]
+pub struct AuditStore {
+    db: sled::Db,
+    pub(crate) records: Tree,
+    stream_seqs: Tree,
+    event_ids: Tree,
+    pub(crate) idx_time: Tree,
+    pub(crate) idx_attr: Tree,
+    meta: Tree,
+    /// Serializes appends so sequence numbers and the chain head are assigned in order.
+    append_lock: Mutex<Head>,
+    last_stream_seq: AtomicU64,
+    /// Mirrors `Head::seq` so `len` never waits for an append's flush.
+    len: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    seq: u64,
+    hash: [u8; 32],
+}
+
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+impl AuditStore {
+    /// Opens (or creates) the store in directory `path`. Only one process may hold it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::from_db(sled::open(path)?)
+    }
+
+    /// A store in a temporary directory removed on drop (tests, dry runs).
+    pub fn open_temporary() -> Result<Self, StoreError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+        let records = db.open_tree(TREE_RECORDS)?;
+        let head = match records.last()? {
+            None => Head { seq: 0, hash: GENESIS_HASH },
+            Some((k, v)) => {
+                let seq = be_u64(&k).ok_or(StoreError::CorruptMeta("records key"))?;
+                let rec = StoredRecord::decode(&v).ok_or(StoreError::CorruptRecord { seq })?;
+                Head { seq, hash: rec.hash }
+            }
+        };
+        let meta = db.open_tree(TREE_META)?;
+        let last_stream_seq = match meta.get(META_LAST_STREAM_SEQ)? {
+            None => 0,
+            Some(v) => be_u64(&v).ok_or(StoreError::CorruptMeta("last_stream_seq"))?,
+        };
+        Ok(Self {
+            stream_seqs: db.open_tree(TREE_STREAM_SEQS)?,
+            event_ids: db.open_tree(TREE_EVENT_IDS)?,
+            idx_time: db.open_tree(TREE_IDX_TIME)?,
+            idx_attr: db.open_tree(TREE_IDX_ATTR)?,
+            records,
+            meta,
+            db,
+            append_lock: Mutex::new(head),
+            last_stream_seq: AtomicU64::new(last_stream_seq),
+            len: AtomicU64::new(head.seq),
+        })
+    }
+
+    /// Appends the event carried by stream message `stream_seq`, durably (flushed)
+    /// before returning: ack the message only after this returns `Ok`.
+    ///
+    /// Idempotent: a stream sequence already applied returns `AlreadyApplied`, an
+    /// `eventID` already stored returns `DuplicateEvent`. Stream sequences may arrive out
+    /// of order (redeliveries); each is remembered individually.
+    pub fn append(&self, stream_seq: u64, event_json: &[u8]) -> Result<AppendOutcome, StoreError> {
+        let mut head = self.append_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+
+        if let Some(v) = self.stream_seqs.get(stream_seq.to_be_bytes())? {
+            let seq = be_u64(&v).ok_or(StoreError::CorruptMeta("stream_seqs value"))?;
+            // An earlier attempt may have committed but failed to flush: make sure what
+            // the caller is about to acknowledge is on disk.
+            self.db.flush()?;
+            return Ok(AppendOutcome::AlreadyApplied { seq });
+        }
+        let view = EventView::parse(event_json)?;
+        let new_last_stream = self.last_stream_seq.load(Ordering::Acquire).max(stream_seq);
+
+        if let Some(v) = self.event_ids.get(view.event_id.as_bytes())? {
+            let seq = be_u64(&v).ok_or(StoreError::CorruptMeta("event_ids value"))?;
+            let (stream_seqs, meta) = (&self.stream_seqs, &self.meta);
+            (stream_seqs, meta)
+                .transaction(|(stream_seqs, meta)| {
+                    stream_seqs.insert(&stream_seq.to_be_bytes(), &seq.to_be_bytes())?;
+                    meta.insert(META_LAST_STREAM_SEQ, &new_last_stream.to_be_bytes())?;
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(txn_err)?;
+            self.last_stream_seq.store(new_last_stream, Ordering::Release);
+            self.db.flush()?;
+            let identical = self.record(seq)?.is_some_and(|r| r.event == event_json);
+            return Ok(AppendOutcome::DuplicateEvent { seq, identical });
+        }
+
+        let seq = head.seq + 1;
+        let hash = chain_hash(&head.hash, event_json);
+        let record =
+            StoredRecord { stream_seq, prev_hash: head.hash, hash, event: event_json.to_vec() }
+                .encode();
+
+        let account = Scope::Account(&view.recipient_account_id);
+        let mut time_keys = Vec::with_capacity(2);
+        let mut attr_keys = Vec::new();
+        for scope in [Scope::All, account] {
+            time_keys.push(positioned(&time_prefix(scope), view.event_time, seq));
+            for (code, value) in view.attribute_values() {
+                attr_keys.push(positioned(&attr_prefix(scope, code, &value), view.event_time, seq));
+            }
+        }
+
+        let trees = (
+            &self.records,
+            &self.stream_seqs,
+            &self.event_ids,
+            &self.idx_time,
+            &self.idx_attr,
+            &self.meta,
+        );
+        trees
+            .transaction(|(records, stream_seqs, event_ids, idx_time, idx_attr, meta)| {
+                records.insert(&seq.to_be_bytes(), record.as_slice())?;
+                stream_seqs.insert(&stream_seq.to_be_bytes(), &seq.to_be_bytes())?;
+                event_ids.insert(view.event_id.as_bytes(), &seq.to_be_bytes())?;
+                for k in &time_keys {
+                    idx_time.insert(k.as_slice(), &[])?;
+                }
+                for k in &attr_keys {
+                    idx_attr.insert(k.as_slice(), &[])?;
+                }
+                meta.insert(META_LAST_STREAM_SEQ, &new_last_stream.to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(txn_err)?;
+        // Committed: advance the in-memory head before flushing, so a flush failure can
+        // never lead the next append to reuse `seq`.
+        *head = Head { seq, hash };
+        self.len.store(seq, Ordering::Release);
+        self.last_stream_seq.store(new_last_stream, Ordering::Release);
+        self.db.flush()?;
+        Ok(AppendOutcome::Appended { seq })
+    }
+
+    /// Highest stream sequence applied (0 when none).
+    pub fn last_stream_seq(&self) -> u64 {
+        self.last_stream_seq.load(Ordering::Acquire)
+    }
+
+    /// Number of records (= the newest record's sequence number).
+    pub fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// True when no record is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Newest record's sequence number and hash (`(0, [0; 32])` when empty). Publish it
+    /// somewhere the store's host cannot rewrite to make truncation or a rewritten
+    /// chain detectable.
+    pub fn head(&self) -> (u64, [u8; 32]) {
+        let head = *self.append_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (head.seq, head.hash)
+    }
+
+    /// Recomputes every hash from the first record; returns how many records verified.
+    pub fn verify_chain(&self) -> Result<u64, ChainError> {
+        let mut prev = GENESIS_HASH;
+        let mut expected = 1u64;
+        for item in self.records.iter() {
+            let (k, v) = item?;
+            let seq = be_u64(&k)
+                .ok_or(ChainError::Broken { seq: expected, kind: ChainBreak::Malformed })?;
+            if seq != expected {
+                return Err(ChainError::Broken { seq, kind: ChainBreak::SequenceGap { expected } });
+            }
+            let rec = StoredRecord::decode(&v)
+                .ok_or(ChainError::Broken { seq, kind: ChainBreak::Malformed })?;
+            if rec.prev_hash != prev {
+                return Err(ChainError::Broken { seq, kind: ChainBreak::PrevHashMismatch });
+            }
+            if chain_hash(&rec.prev_hash, &rec.event) != rec.hash {
+                return Err(ChainError::Broken { seq, kind: ChainBreak::HashMismatch });
+            }
+            prev = rec.hash;
+            expected += 1;
+        }
+        Ok(expected - 1)
+    }
+
+    /// The stored record `seq`, decoded.
+    pub(crate) fn record(&self, seq: u64) -> Result<Option<StoredRecord>, StoreError> {
+        match self.records.get(seq.to_be_bytes())? {
+            None => Ok(None),
+            Some(v) => StoredRecord::decode(&v).map(Some).ok_or(StoreError::CorruptRecord { seq }),
+        }
+    }
+}
+
+fn txn_err(e: TransactionError<()>) -> StoreError {
+    match e {
+        TransactionError::Storage(e) => StoreError::Storage(e),
+        // Nothing in the closures aborts.
+        TransactionError::Abort(()) => {
+            StoreError::Storage(sled::Error::Unsupported("audit append transaction aborted".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata::{fixture, fixture_bytes};
+
+    #[test]
+    fn appends_are_numbered_and_chained() {
+        let store = AuditStore::open_temporary().unwrap();
+        assert!(store.is_empty());
+        assert_eq!(store.head(), (0, GENESIS_HASH));
+        let events = fixture();
+        for (i, e) in events.iter().enumerate() {
+            let n = i as u64 + 1;
+            let out = store.append(100 + n, &e.to_json_bytes().unwrap()).unwrap();
+            assert_eq!(out, AppendOutcome::Appended { seq: n });
+        }
+        assert_eq!(store.len(), events.len() as u64);
+        assert_eq!(store.last_stream_seq(), 100 + events.len() as u64);
+        assert_eq!(store.verify_chain().unwrap(), events.len() as u64);
+
+        let r1 = store.record(1).unwrap().unwrap();
+        let r2 = store.record(2).unwrap().unwrap();
+        assert_eq!(r1.prev_hash, GENESIS_HASH);
+        assert_eq!(r1.stream_seq, 101);
+        assert_eq!(r2.prev_hash, r1.hash);
+        // Bytes are kept exactly as received and hashed as received.
+        assert_eq!(r1.event, events[0].to_json_bytes().unwrap());
+        assert_eq!(r1.hash, chain_hash(&GENESIS_HASH, &r1.event));
+        assert_eq!(store.head().1, store.record(store.len()).unwrap().unwrap().hash);
+    }
+
+    #[test]
+    fn redelivery_is_a_no_op() {
+        let store = AuditStore::open_temporary().unwrap();
+        let bytes = fixture_bytes();
+        assert_eq!(store.append(1, &bytes[0]).unwrap(), AppendOutcome::Appended { seq: 1 });
+        assert_eq!(store.append(2, &bytes[1]).unwrap(), AppendOutcome::Appended { seq: 2 });
+        // Redelivered seq 1, even with different bytes, changes nothing.
+        assert_eq!(store.append(1, &bytes[0]).unwrap(), AppendOutcome::AlreadyApplied { seq: 1 });
+        assert_eq!(store.append(1, &bytes[5]).unwrap(), AppendOutcome::AlreadyApplied { seq: 1 });
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.verify_chain().unwrap(), 2);
+        let idx_before = (store.idx_time.len(), store.idx_attr.len());
+        assert_eq!(store.append(2, &bytes[1]).unwrap(), AppendOutcome::AlreadyApplied { seq: 2 });
+        assert_eq!((store.idx_time.len(), store.idx_attr.len()), idx_before);
+    }
+
+    #[test]
+    fn same_event_id_under_a_new_stream_seq_is_deduplicated() {
+        let store = AuditStore::open_temporary().unwrap();
+        let bytes = fixture_bytes();
+        store.append(1, &bytes[0]).unwrap();
+        store.append(2, &bytes[1]).unwrap();
+        assert_eq!(
+            store.append(3, &bytes[0]).unwrap(),
+            AppendOutcome::DuplicateEvent { seq: 1, identical: true }
+        );
+        // Same eventID, altered body: the stored record wins and the caller is told.
+        let mut forged = crate::testdata::fixture()[0].clone();
+        forged.event_name = "Decrypt".into();
+        assert_eq!(
+            store.append(4, &forged.to_json_bytes().unwrap()).unwrap(),
+            AppendOutcome::DuplicateEvent { seq: 1, identical: false }
+        );
+        assert_eq!(store.record(1).unwrap().unwrap().event, bytes[0]);
+        assert_eq!(store.last_stream_seq(), 4);
+        // ... and that stream seq is now itself idempotent.
+        assert_eq!(store.append(3, &bytes[0]).unwrap(), AppendOutcome::AlreadyApplied { seq: 1 });
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.verify_chain().unwrap(), 2);
+    }
+
+    #[test]
+    fn out_of_order_stream_seqs_are_each_applied_once() {
+        let store = AuditStore::open_temporary().unwrap();
+        let bytes = fixture_bytes();
+        store.append(10, &bytes[0]).unwrap();
+        // 9 was nak'ed earlier and is redelivered after 10: it must still be stored.
+        assert_eq!(store.append(9, &bytes[1]).unwrap(), AppendOutcome::Appended { seq: 2 });
+        assert_eq!(store.last_stream_seq(), 10);
+        assert_eq!(store.append(9, &bytes[1]).unwrap(), AppendOutcome::AlreadyApplied { seq: 2 });
+    }
+
+    #[test]
+    fn invalid_events_are_rejected_as_permanent_without_side_effects() {
+        let store = AuditStore::open_temporary().unwrap();
+        for bad in [&b"not json"[..], b"[]", br#"{"eventID":"x"}"#] {
+            let err = store.append(1, bad).unwrap_err();
+            assert!(matches!(err, StoreError::InvalidEvent(_)), "{err:?}");
+            assert!(err.is_permanent());
+        }
+        assert!(store.is_empty());
+        assert_eq!(store.last_stream_seq(), 0);
+        // The stream seq was not consumed by the failures.
+        let bytes = fixture_bytes();
+        assert_eq!(store.append(1, &bytes[0]).unwrap(), AppendOutcome::Appended { seq: 1 });
+    }
+
+    #[test]
+    fn reopen_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = fixture_bytes();
+        let head = {
+            let store = AuditStore::open(dir.path()).unwrap();
+            for (i, b) in bytes.iter().enumerate() {
+                store.append(i as u64 + 1, b).unwrap();
+            }
+            store.head()
+        };
+        let store = AuditStore::open(dir.path()).unwrap();
+        assert_eq!(store.len(), bytes.len() as u64);
+        assert_eq!(store.head(), head);
+        assert_eq!(store.last_stream_seq(), bytes.len() as u64);
+        assert_eq!(store.verify_chain().unwrap(), bytes.len() as u64);
+        assert_eq!(store.append(1, &bytes[0]).unwrap(), AppendOutcome::AlreadyApplied { seq: 1 });
+        // Appending after reopen continues the chain.
+        let mut extra = crate::testdata::fixture()[0].clone();
+        extra.event_id = "99999999-0000-4000-8000-000000000000".into();
+        let out = store.append(1000, &extra.to_json_bytes().unwrap()).unwrap();
+        assert_eq!(out, AppendOutcome::Appended { seq: bytes.len() as u64 + 1 });
+        assert_eq!(store.verify_chain().unwrap(), bytes.len() as u64 + 1);
+    }
+
+    /// Rewrites record `seq` in a closed store directly through sled.
+    fn tamper(dir: &Path, seq: u64, f: impl FnOnce(&mut StoredRecord)) {
+        let db = sled::open(dir).unwrap();
+        let records = db.open_tree(TREE_RECORDS).unwrap();
+        let mut rec =
+            StoredRecord::decode(&records.get(seq.to_be_bytes()).unwrap().unwrap()).unwrap();
+        f(&mut rec);
+        records.insert(seq.to_be_bytes(), rec.encode()).unwrap();
+        db.flush().unwrap();
+    }
+
+    fn filled_store_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuditStore::open(dir.path()).unwrap();
+        for (i, b) in fixture_bytes().iter().enumerate() {
+            store.append(i as u64 + 1, b).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn tampered_event_bytes_break_the_chain_at_that_record() {
+        let dir = filled_store_dir();
+        tamper(dir.path(), 7, |r| {
+            let text = String::from_utf8(r.event.clone()).unwrap();
+            r.event = text.replacen("\"eventName\":\"", "\"eventName\":\"X", 1).into_bytes();
+            assert_ne!(r.event, text.as_bytes());
+        });
+        let store = AuditStore::open(dir.path()).unwrap();
+        let err = store.verify_chain().unwrap_err();
+        assert_eq!(err.broken_at(), Some(7));
+        assert!(matches!(err, ChainError::Broken { kind: ChainBreak::HashMismatch, .. }));
+    }
+
+    #[test]
+    fn rehashed_tampering_is_caught_at_the_next_record() {
+        let dir = filled_store_dir();
+        // The attacker fixes up record 4's own hash, but record 5 still points at the old one.
+        tamper(dir.path(), 4, |r| {
+            r.event = b"{\"eventID\":\"forged\"}".to_vec();
+            r.hash = chain_hash(&r.prev_hash, &r.event);
+        });
+        let store = AuditStore::open(dir.path()).unwrap();
+        let err = store.verify_chain().unwrap_err();
+        assert!(matches!(err, ChainError::Broken { seq: 5, kind: ChainBreak::PrevHashMismatch }));
+    }
+
+    #[test]
+    fn deleted_record_is_a_sequence_gap() {
+        let dir = filled_store_dir();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(TREE_RECORDS).unwrap().remove(3u64.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        let store = AuditStore::open(dir.path()).unwrap();
+        let err = store.verify_chain().unwrap_err();
+        assert!(matches!(
+            err,
+            ChainError::Broken { seq: 4, kind: ChainBreak::SequenceGap { expected: 3 } }
+        ));
+    }
+
+    #[test]
+    fn garbage_record_is_malformed() {
+        let dir = filled_store_dir();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(TREE_RECORDS).unwrap().insert(2u64.to_be_bytes(), &b"junk"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = AuditStore::open(dir.path()).unwrap();
+        let err = store.verify_chain().unwrap_err();
+        assert!(matches!(err, ChainError::Broken { seq: 2, kind: ChainBreak::Malformed }));
+    }
+
+    #[test]
+    fn concurrent_appends_keep_the_chain_valid() {
+        let store = std::sync::Arc::new(AuditStore::open_temporary().unwrap());
+        let bytes = std::sync::Arc::new(fixture_bytes());
+        let handles: Vec<_> = (0..2)
+            .map(|t| {
+                let (store, bytes) = (store.clone(), bytes.clone());
+                std::thread::spawn(move || {
+                    for (i, b) in bytes.iter().enumerate().filter(|(i, _)| i % 2 == t) {
+                        store.append(i as u64 + 1, b).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(store.len(), bytes.len() as u64);
+        assert_eq!(store.verify_chain().unwrap(), bytes.len() as u64);
+    }
+}

@@ -1,0 +1,413 @@
+//! Metadata persistence in sled and the operations on it. Trees:
+//! - `keys`: key id → `KeyRecord` (protobuf), tags inside the record;
+//! - `key_index`: `<account>/<region>/<key id>` → empty, for ListKeys in stable order;
+//! - `aliases`: `<account>/<region>/<alias name>` → `AliasEntry` (protobuf).
+//!
+//! Writes are serialised by one lock (read-modify-write of a record must not interleave)
+//! and flushed before the caller is answered.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kms_bus::{key_from_wire, key_to_wire};
+use kms_core::{alias_arn, key_arn, ErrorCode, KeyRef, KmsError, KmsResult, StateChange, Usage};
+use kms_proto::v1::{self as wire, change_key_state_request::Change};
+use prost::Message;
+use sled::Transactional;
+use tokio::sync::Mutex;
+
+pub(crate) struct MetadataStore {
+    db: sled::Db,
+    keys: sled::Tree,
+    key_index: sled::Tree,
+    aliases: sled::Tree,
+    write_lock: Mutex<()>,
+}
+
+fn internal(e: impl std::fmt::Display) -> KmsError {
+    tracing::error!(error = %e, "metadata store failure");
+    KmsError::internal()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn caller(c: &Option<wire::CallerContext>) -> KmsResult<&wire::CallerContext> {
+    c.as_ref().ok_or_else(|| KmsError::validation("missing caller context"))
+}
+
+fn scope_prefix(c: &wire::CallerContext) -> String {
+    format!("{}/{}/", c.account, c.region)
+}
+
+impl MetadataStore {
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
+        let db = sled::open(dir)
+            .map_err(|e| anyhow::anyhow!("opening metadata store at {}: {e}", dir.display()))?;
+        Ok(Self {
+            keys: db.open_tree("keys")?,
+            key_index: db.open_tree("key_index")?,
+            aliases: db.open_tree("aliases")?,
+            db,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    async fn flush(&self) -> KmsResult<()> {
+        self.db.flush_async().await.map_err(internal)?;
+        Ok(())
+    }
+
+    fn load_key(&self, key_id: &str) -> KmsResult<Option<wire::KeyRecord>> {
+        match self.keys.get(key_id.as_bytes()).map_err(internal)? {
+            Some(bytes) => Ok(Some(wire::KeyRecord::decode(bytes.as_ref()).map_err(internal)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The key `key_id` if it lives in the caller's account and region.
+    fn scoped_key(&self, c: &wire::CallerContext, key_id: &str) -> KmsResult<wire::KeyRecord> {
+        match self.load_key(key_id)? {
+            Some(k) if k.account == c.account && k.region == c.region => Ok(k),
+            _ => Err(KmsError::key_not_found(&key_arn(&c.region, &c.account, key_id))),
+        }
+    }
+
+    fn save_key(&self, k: &wire::KeyRecord) -> KmsResult<()> {
+        self.keys.insert(k.key_id.as_bytes(), k.encode_to_vec()).map_err(internal)?;
+        Ok(())
+    }
+
+    pub(crate) async fn create_key(
+        &self,
+        r: wire::CreateKeyRequest,
+    ) -> KmsResult<wire::KeyResponse> {
+        let c = caller(&r.caller)?;
+        let key = r.key.ok_or_else(|| KmsError::validation("missing key"))?;
+        key_from_wire(&key)?;
+        if key.account != c.account || key.region != c.region {
+            return Err(KmsError::validation(
+                "a key is created in the caller's account and region",
+            ));
+        }
+        let _guard = self.write_lock.lock().await;
+        if self.load_key(&key.key_id)?.is_some() {
+            return Err(KmsError::new(ErrorCode::AlreadyExists, "The key already exists"));
+        }
+        let index = format!("{}{}", scope_prefix(c), key.key_id);
+        (&self.keys, &self.key_index)
+            .transaction(|(keys, index_tree)| {
+                keys.insert(key.key_id.as_bytes(), key.encode_to_vec())?;
+                index_tree.insert(index.as_bytes(), &[])?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<std::convert::Infallible>>(
+                    (),
+                )
+            })
+            .map_err(|e: sled::transaction::TransactionError<std::convert::Infallible>| {
+                internal(format!("{e:?}"))
+            })?;
+        self.flush().await?;
+        Ok(wire::KeyResponse { key: Some(key) })
+    }
+
+    pub(crate) fn resolve_key(&self, r: wire::ResolveKeyRequest) -> KmsResult<wire::KeyResponse> {
+        let c = caller(&r.caller)?;
+        let key = self.resolve(c, &r.key_ref)?;
+        Ok(wire::KeyResponse { key: Some(key) })
+    }
+
+    fn resolve(&self, c: &wire::CallerContext, key_ref: &str) -> KmsResult<wire::KeyRecord> {
+        let parsed = KeyRef::parse(key_ref)?;
+        if let Some((account, region)) = parsed.pinned_scope() {
+            if account != c.account || region != c.region {
+                // Another tenant's or another region's key: indistinguishable from absent.
+                return Err(match &parsed {
+                    KeyRef::AliasArn { .. } => alias_not_found(key_ref),
+                    _ => KmsError::key_not_found(key_ref),
+                });
+            }
+        }
+        match parsed {
+            KeyRef::KeyId(id) | KeyRef::KeyArn { key_id: id, .. } => self.scoped_key(c, &id),
+            KeyRef::AliasName(name) | KeyRef::AliasArn { alias_name: name, .. } => {
+                let alias = self
+                    .load_alias(c, &name)?
+                    .ok_or_else(|| alias_not_found(&alias_arn(&c.region, &c.account, &name)))?;
+                self.scoped_key(c, &alias.target_key_id)
+            }
+        }
+    }
+
+    pub(crate) fn list_keys(&self, r: wire::ListKeysRequest) -> KmsResult<wire::ListKeysResponse> {
+        let c = caller(&r.caller)?;
+        let prefix = scope_prefix(c);
+        let start = if r.marker.is_empty() {
+            prefix.clone()
+        } else {
+            if uuid::Uuid::parse_str(&r.marker).is_err() {
+                return Err(invalid_marker());
+            }
+            format!("{prefix}{}\u{0}", r.marker)
+        };
+        let limit = usize::try_from(r.limit.max(1)).unwrap_or(100);
+        let mut keys = Vec::new();
+        let mut next_marker = String::new();
+        for entry in self.key_index.range(start.as_bytes()..) {
+            let (k, _) = entry.map_err(internal)?;
+            let Some(key_id) = std::str::from_utf8(&k).ok().and_then(|s| s.strip_prefix(&prefix))
+            else {
+                break;
+            };
+            if keys.len() == limit {
+                next_marker =
+                    keys.last().map(|e: &wire::KeyListEntry| e.key_id.clone()).unwrap_or_default();
+                break;
+            }
+            keys.push(wire::KeyListEntry {
+                key_id: key_id.to_owned(),
+                arn: key_arn(&c.region, &c.account, key_id),
+            });
+        }
+        Ok(wire::ListKeysResponse { keys, next_marker })
+    }
+
+    pub(crate) async fn change_key_state(
+        &self,
+        r: wire::ChangeKeyStateRequest,
+    ) -> KmsResult<wire::KeyResponse> {
+        let c = caller(&r.caller)?;
+        let change = match r.change {
+            Some(Change::Enable(_)) => StateChange::Enable,
+            Some(Change::Disable(_)) => StateChange::Disable,
+            Some(Change::ScheduleDeletionDays(days)) => {
+                StateChange::ScheduleDeletion { days, now_ms: now_ms() }
+            }
+            Some(Change::CancelDeletion(_)) => StateChange::CancelDeletion,
+            None => return Err(KmsError::validation("missing state change")),
+        };
+        let _guard = self.write_lock.lock().await;
+        let mut stored = self.scoped_key(c, &r.key_id)?;
+        let mut key = key_from_wire(&stored)?;
+        key.apply(change)?;
+        key_to_wire(&key, &mut stored);
+        self.save_key(&stored)?;
+        self.flush().await?;
+        Ok(wire::KeyResponse { key: Some(stored) })
+    }
+
+    pub(crate) async fn update_description(
+        &self,
+        r: wire::UpdateDescriptionRequest,
+    ) -> KmsResult<wire::KeyResponse> {
+        let c = caller(&r.caller)?;
+        let _guard = self.write_lock.lock().await;
+        let mut stored = self.scoped_key(c, &r.key_id)?;
+        key_from_wire(&stored)?.check_usable(Usage::Modify)?;
+        stored.description = r.description;
+        self.save_key(&stored)?;
+        self.flush().await?;
+        Ok(wire::KeyResponse { key: Some(stored) })
+    }
+
+    fn alias_key(c: &wire::CallerContext, name: &str) -> String {
+        format!("{}{name}", scope_prefix(c))
+    }
+
+    fn load_alias(
+        &self,
+        c: &wire::CallerContext,
+        name: &str,
+    ) -> KmsResult<Option<wire::AliasEntry>> {
+        match self.aliases.get(Self::alias_key(c, name).as_bytes()).map_err(internal)? {
+            Some(bytes) => Ok(Some(wire::AliasEntry::decode(bytes.as_ref()).map_err(internal)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The target of an alias must be a key of the caller that is not pending deletion.
+    fn alias_target(&self, c: &wire::CallerContext, key_id: &str) -> KmsResult<wire::KeyRecord> {
+        let key = self.scoped_key(c, key_id)?;
+        key_from_wire(&key)?.check_usable(Usage::Modify)?;
+        Ok(key)
+    }
+
+    pub(crate) async fn create_alias(
+        &self,
+        r: wire::AliasRequest,
+    ) -> KmsResult<wire::AliasResponse> {
+        let c = caller(&r.caller)?;
+        kms_core::validate::alias_name(&r.alias_name)?;
+        let _guard = self.write_lock.lock().await;
+        self.alias_target(c, &r.target_key_id)?;
+        let arn = alias_arn(&c.region, &c.account, &r.alias_name);
+        if self.load_alias(c, &r.alias_name)?.is_some() {
+            return Err(KmsError::new(
+                ErrorCode::AlreadyExists,
+                format!("An alias with the name {arn} already exists"),
+            ));
+        }
+        let now = now_ms();
+        let alias = wire::AliasEntry {
+            alias_name: r.alias_name.clone(),
+            alias_arn: arn,
+            target_key_id: r.target_key_id,
+            creation_date_ms: now,
+            last_updated_date_ms: now,
+        };
+        self.aliases
+            .insert(Self::alias_key(c, &r.alias_name).as_bytes(), alias.encode_to_vec())
+            .map_err(internal)?;
+        self.flush().await?;
+        Ok(wire::AliasResponse { alias: Some(alias) })
+    }
+
+    pub(crate) async fn update_alias(
+        &self,
+        r: wire::AliasRequest,
+    ) -> KmsResult<wire::AliasResponse> {
+        let c = caller(&r.caller)?;
+        let _guard = self.write_lock.lock().await;
+        let mut alias = self
+            .load_alias(c, &r.alias_name)?
+            .ok_or_else(|| alias_not_found(&alias_arn(&c.region, &c.account, &r.alias_name)))?;
+        self.alias_target(c, &r.target_key_id)?;
+        alias.target_key_id = r.target_key_id;
+        alias.last_updated_date_ms = now_ms();
+        self.aliases
+            .insert(Self::alias_key(c, &r.alias_name).as_bytes(), alias.encode_to_vec())
+            .map_err(internal)?;
+        self.flush().await?;
+        Ok(wire::AliasResponse { alias: Some(alias) })
+    }
+
+    pub(crate) async fn delete_alias(
+        &self,
+        r: wire::AliasRequest,
+    ) -> KmsResult<wire::AliasResponse> {
+        let c = caller(&r.caller)?;
+        let _guard = self.write_lock.lock().await;
+        let alias = self
+            .load_alias(c, &r.alias_name)?
+            .ok_or_else(|| alias_not_found(&alias_arn(&c.region, &c.account, &r.alias_name)))?;
+        self.aliases.remove(Self::alias_key(c, &r.alias_name).as_bytes()).map_err(internal)?;
+        self.flush().await?;
+        Ok(wire::AliasResponse { alias: Some(alias) })
+    }
+
+    pub(crate) fn list_aliases(
+        &self,
+        r: wire::ListAliasesRequest,
+    ) -> KmsResult<wire::ListAliasesResponse> {
+        let c = caller(&r.caller)?;
+        if !r.key_id.is_empty() {
+            self.scoped_key(c, &r.key_id)?;
+        }
+        let prefix = scope_prefix(c);
+        let start = if r.marker.is_empty() {
+            prefix.clone()
+        } else {
+            if kms_core::validate::alias_name(&r.marker).is_err() {
+                return Err(invalid_marker());
+            }
+            format!("{prefix}{}\u{0}", r.marker)
+        };
+        let limit = usize::try_from(r.limit.max(1)).unwrap_or(50);
+        let mut aliases: Vec<wire::AliasEntry> = Vec::new();
+        let mut next_marker = String::new();
+        for entry in self.aliases.range(start.as_bytes()..) {
+            let (k, v) = entry.map_err(internal)?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            let alias = wire::AliasEntry::decode(v.as_ref()).map_err(internal)?;
+            if !r.key_id.is_empty() && alias.target_key_id != r.key_id {
+                continue;
+            }
+            if aliases.len() == limit {
+                next_marker = aliases.last().map(|a| a.alias_name.clone()).unwrap_or_default();
+                break;
+            }
+            aliases.push(alias);
+        }
+        Ok(wire::ListAliasesResponse { aliases, next_marker })
+    }
+
+    pub(crate) async fn tag_resource(&self, r: wire::TagResourceRequest) -> KmsResult<wire::Empty> {
+        let c = caller(&r.caller)?;
+        kms_core::validate::tags(r.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())))?;
+        let _guard = self.write_lock.lock().await;
+        let mut stored = self.scoped_key(c, &r.key_id)?;
+        key_from_wire(&stored)?.check_usable(Usage::Modify)?;
+        for tag in r.tags {
+            match stored.tags.iter_mut().find(|t| t.key == tag.key) {
+                Some(existing) => existing.value = tag.value,
+                None => stored.tags.push(tag),
+            }
+        }
+        if stored.tags.len() > kms_core::validate::MAX_TAGS_PER_KEY {
+            return Err(KmsError::new(
+                ErrorCode::LimitExceeded,
+                format!("A key may have at most {} tags", kms_core::validate::MAX_TAGS_PER_KEY),
+            ));
+        }
+        stored.tags.sort_by(|a, b| a.key.cmp(&b.key));
+        self.save_key(&stored)?;
+        self.flush().await?;
+        Ok(wire::Empty {})
+    }
+
+    pub(crate) async fn untag_resource(
+        &self,
+        r: wire::UntagResourceRequest,
+    ) -> KmsResult<wire::Empty> {
+        let c = caller(&r.caller)?;
+        let _guard = self.write_lock.lock().await;
+        let mut stored = self.scoped_key(c, &r.key_id)?;
+        key_from_wire(&stored)?.check_usable(Usage::Modify)?;
+        stored.tags.retain(|t| !r.tag_keys.contains(&t.key));
+        self.save_key(&stored)?;
+        self.flush().await?;
+        Ok(wire::Empty {})
+    }
+
+    pub(crate) fn list_resource_tags(
+        &self,
+        r: wire::ListTagsRequest,
+    ) -> KmsResult<wire::ListTagsResponse> {
+        let c = caller(&r.caller)?;
+        let stored = self.scoped_key(c, &r.key_id)?;
+        let limit = usize::try_from(r.limit.max(1)).unwrap_or(50);
+        let start = if r.marker.is_empty() {
+            0
+        } else {
+            stored
+                .tags
+                .iter()
+                .position(|t| t.key == r.marker)
+                .map(|i| i + 1)
+                .ok_or_else(invalid_marker)?
+        };
+        let page: Vec<wire::Tag> = stored.tags.iter().skip(start).take(limit).cloned().collect();
+        let next_marker = if start + page.len() < stored.tags.len() {
+            page.last().map(|t| t.key.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(wire::ListTagsResponse { tags: page, next_marker })
+    }
+}
+
+fn alias_not_found(alias_arn: &str) -> KmsError {
+    KmsError::not_found(format!("Alias {alias_arn} is not found."))
+}
+
+fn invalid_marker() -> KmsError {
+    KmsError::new(ErrorCode::InvalidMarker, "The marker is not valid for this request")
+}
+
+#[cfg(test)]
+mod tests;

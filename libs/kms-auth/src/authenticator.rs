@@ -1,0 +1,147 @@
+//! The entry point: picks SigV4 or JWT from the `Authorization` header and returns the
+//! caller's identity or an AWS-style failure.
+
+use http::{HeaderMap, Method, Uri};
+use time::OffsetDateTime;
+
+use crate::error::{AuthError, AuthFailure};
+use crate::identity::{parse_principal_arn, AuthMethod, Identity};
+use crate::jwt;
+use crate::sigv4::{self, RequestParts};
+use crate::store::{AccessKeyEntry, CredentialStore};
+
+/// Authenticates requests against a [`CredentialStore`].
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    store: CredentialStore,
+}
+
+impl Authenticator {
+    /// An authenticator over `store`.
+    pub fn new(store: CredentialStore) -> Self {
+        Authenticator { store }
+    }
+
+    /// The credentials in use.
+    pub fn store(&self) -> &CredentialStore {
+        &self.store
+    }
+
+    /// Authenticates one request. `body` must be the complete body as received and `now`
+    /// the server's current time (`OffsetDateTime::now_utc()` outside tests).
+    pub fn authenticate(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Identity, AuthFailure> {
+        let parts = RequestParts {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query().unwrap_or_default(),
+            headers,
+            authority: uri.authority().map(|a| a.as_str()),
+            body,
+        };
+        self.authenticate_parts(&parts, now)
+    }
+
+    /// Whether `principal_arn` is one of the configured admin principals.
+    pub fn is_admin(&self, principal_arn: &str) -> bool {
+        self.store.is_admin(principal_arn)
+    }
+
+    pub(crate) fn authenticate_parts(
+        &self,
+        parts: &RequestParts<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Identity, AuthFailure> {
+        let mut values = parts.headers.get_all(http::header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            if is_presigned(parts.query) {
+                return Err(AuthError::IncompleteSignature(
+                    "Query-string (presigned) authentication is not supported; sign the Authorization header.".to_owned(),
+                )
+                .into());
+            }
+            return Err(AuthError::MissingAuthenticationToken.into());
+        };
+        if values.next().is_some() {
+            return Err(AuthError::IncompleteSignature(
+                "The request has more than one Authorization header.".to_owned(),
+            )
+            .into());
+        }
+        let value = value.to_str().map_err(|_| {
+            AuthError::IncompleteSignature(
+                "The Authorization header is not visible ASCII.".to_owned(),
+            )
+        })?;
+        let value = value.trim_matches([' ', '\t']);
+        if value.is_empty() {
+            return Err(AuthError::MissingAuthenticationToken.into());
+        }
+        if let Some(token) = bearer_token(value) {
+            return jwt::verify(&self.store, token, now);
+        }
+        if value.starts_with("AWS4-") {
+            return match sigv4::verify(&self.store, value, parts, now) {
+                Ok(verified) => Ok(sigv4_identity(
+                    verified.entry,
+                    Some(verified.region),
+                    Some(verified.service),
+                )),
+                Err(refused) => Err(AuthFailure {
+                    error: refused.error,
+                    identity: refused.entry.map(|entry| {
+                        Box::new(sigv4_identity(entry, refused.region, refused.service))
+                    }),
+                }),
+            };
+        }
+        Err(AuthError::IncompleteSignature(
+            "Unsupported Authorization scheme: expected AWS4-HMAC-SHA256 or Bearer.".to_owned(),
+        )
+        .into())
+    }
+}
+
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim_start_matches([' ', '\t']))
+}
+
+fn is_presigned(query: &str) -> bool {
+    query.split('&').any(|p| {
+        let name = p.split_once('=').map_or(p, |(n, _)| n);
+        name.eq_ignore_ascii_case("X-Amz-Signature")
+            || name.eq_ignore_ascii_case("X-Amz-Credential")
+    })
+}
+
+fn sigv4_identity(
+    entry: &AccessKeyEntry,
+    region: Option<String>,
+    service: Option<String>,
+) -> Identity {
+    // The store validated the ARN; the fallbacks only keep this total.
+    let (identity_type, user_name) = match parse_principal_arn(&entry.principal_arn) {
+        Ok(arn) => (arn.identity_type, arn.user_name.to_owned()),
+        Err(_) => ("IAMUser", entry.principal_arn.clone()),
+    };
+    Identity {
+        account_id: entry.account_id.clone(),
+        principal_arn: entry.principal_arn.clone(),
+        user_name,
+        identity_type: identity_type.to_owned(),
+        access_key_id: Some(entry.access_key_id.clone()),
+        region,
+        service,
+        method: AuthMethod::SigV4,
+    }
+}
+
+#[cfg(test)]
+mod tests;

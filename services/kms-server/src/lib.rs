@@ -1,1 +1,71 @@
-//! All services in one process, for development
+//! Every service in one process: the development deployment and the wiring the
+//! end-to-end tests start. Each service keeps its own sled directory under one data
+//! directory and shares the process's single NATS connection.
+
+mod dev;
+
+use std::path::{Path, PathBuf};
+
+use kms_bus::Bus;
+use tokio_util::sync::CancellationToken;
+
+pub use dev::{dev_init, DevSetup, DEV_ACCOUNT, DEV_PRINCIPAL, DEV_SECOND_ACCOUNT};
+
+/// Settings of the whole system, derived from one data directory.
+#[derive(Debug, Clone)]
+pub struct AllConfig {
+    pub gateway: kms_gateway::Config,
+    pub metadata: kms_metadata::Config,
+    pub policy: kms_policy::Config,
+    pub crypto: kms_crypto::Config,
+    pub audit: kms_audit::Config,
+}
+
+impl AllConfig {
+    /// The layout under `data_dir`: one sled directory per service, the root key and
+    /// the credentials file beside them.
+    pub fn under(data_dir: &Path, root_key_file: PathBuf, credentials_file: PathBuf) -> Self {
+        let mut gateway = kms_gateway::Config::for_test(credentials_file);
+        gateway.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 4566));
+        let mut crypto = kms_crypto::Config::for_test(data_dir.join("crypto"), String::new());
+        crypto.root_key_hex = None;
+        crypto.root_key_file = Some(root_key_file);
+        Self {
+            gateway,
+            metadata: kms_metadata::Config::for_test(data_dir.join("metadata")),
+            policy: kms_policy::Config::for_test(data_dir.join("policy")),
+            crypto,
+            audit: kms_audit::Config::for_test(data_dir.join("audit")),
+        }
+    }
+}
+
+/// Runs every service until `shutdown` is cancelled; if any stops with an error, the
+/// others are stopped too and the first error is returned.
+pub async fn run_all(
+    config: AllConfig,
+    bus: Bus,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let stop = shutdown.clone();
+    tasks.spawn(kms_metadata::run(config.metadata, bus.clone(), stop.clone().cancelled_owned()));
+    tasks.spawn(kms_policy::run(config.policy, bus.clone(), stop.clone().cancelled_owned()));
+    tasks.spawn(kms_crypto::run(config.crypto, bus.clone(), stop.clone().cancelled_owned()));
+    tasks.spawn(kms_audit::run(config.audit, bus.clone(), stop.clone().cancelled_owned()));
+    tasks.spawn(kms_gateway::run(config.gateway, bus, listener, stop.cancelled_owned()));
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = result {
+            tracing::error!(error = %e, "a service stopped with an error; stopping the others");
+            shutdown.cancel();
+            first_error.get_or_insert(e);
+        } else if !shutdown.is_cancelled() {
+            tracing::error!("a service stopped unexpectedly; stopping the others");
+            shutdown.cancel();
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,301 @@
+//! Key lifecycle operations: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey,
+//! UpdateKeyDescription, ScheduleKeyDeletion, CancelKeyDeletion.
+
+use kms_bus::{crypto as crypto_op, metadata, policy};
+use kms_core::{
+    key_arn, validate, ErrorCode, KeySpec, KeyState, KeyUsage, KmsError, KmsResult, Origin, Usage,
+};
+use kms_proto::v1::{self as wire, change_key_state_request::Change};
+use serde_json::{json, Value};
+
+use super::{epoch_seconds, limit, Call, Output};
+use crate::params::Params;
+
+/// The key policy AWS gives a key created without one: the owning account's root has
+/// full access, so IAM policies of the account decide.
+fn default_policy(account: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Id": "key-default-1",
+        "Statement": [{
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+            "Action": "kms:*",
+            "Resource": "*"
+        }]
+    })
+    .to_string()
+}
+
+/// DescribeKey's `KeyMetadata` as AWS shapes it.
+pub(super) fn key_metadata(k: &wire::KeyRecord) -> Value {
+    let mut m = json!({
+        "AWSAccountId": k.account,
+        "KeyId": k.key_id,
+        "Arn": k.arn,
+        "CreationDate": epoch_seconds(k.creation_date_ms),
+        "Enabled": k.key_state == KeyState::Enabled.as_str(),
+        "Description": k.description,
+        "KeyUsage": k.key_usage,
+        "KeyState": k.key_state,
+        "Origin": k.origin,
+        "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": k.key_spec,
+        "KeySpec": k.key_spec,
+        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+        "MultiRegion": k.multi_region,
+    });
+    if let (Some(date), Some(obj)) = (k.deletion_date_ms, m.as_object_mut()) {
+        obj.insert("DeletionDate".into(), epoch_seconds(date));
+    }
+    if let (Some(days), Some(obj)) = (k.pending_window_days, m.as_object_mut()) {
+        obj.insert("PendingDeletionWindowInDays".into(), json!(days));
+    }
+    m
+}
+
+/// Parses an enum member: AWS's other valid values are refused as unsupported here,
+/// anything else as invalid.
+fn enum_member<T>(
+    p: &Params,
+    member: &str,
+    parse: fn(&str) -> Option<T>,
+    default: T,
+    known_elsewhere: &[&str],
+) -> KmsResult<T> {
+    match p.opt_str(member)? {
+        None => Ok(default),
+        Some(text) => parse(text).ok_or_else(|| {
+            if known_elsewhere.contains(&text) {
+                KmsError::new(
+                    ErrorCode::UnsupportedOperation,
+                    format!("{member} {text} is not supported by this service yet"),
+                )
+            } else {
+                validate::constraint(
+                    &crate::params::wire_field(member),
+                    Some(text),
+                    &format!("satisfy enum value set: {known_elsewhere:?}"),
+                )
+            }
+        }),
+    }
+}
+
+const OTHER_KEY_SPECS: &[&str] = &[
+    "SYMMETRIC_DEFAULT",
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "ECC_NIST_P256",
+    "ECC_NIST_P384",
+    "ECC_NIST_P521",
+    "ECC_SECG_P256K1",
+    "HMAC_224",
+    "HMAC_256",
+    "HMAC_384",
+    "HMAC_512",
+    "SM2",
+];
+
+pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
+    let description = p.opt_str("Description")?.unwrap_or_default().to_owned();
+    validate::description(&description)?;
+    let usage = enum_member(
+        p,
+        "KeyUsage",
+        KeyUsage::parse,
+        KeyUsage::EncryptDecrypt,
+        &["ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"],
+    )?;
+    let spec_member =
+        if p.opt_str("KeySpec")?.is_some() { "KeySpec" } else { "CustomerMasterKeySpec" };
+    let spec =
+        enum_member(p, spec_member, KeySpec::parse, KeySpec::SymmetricDefault, OTHER_KEY_SPECS)?;
+    let origin = enum_member(
+        p,
+        "Origin",
+        Origin::parse,
+        Origin::AwsKms,
+        &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"],
+    )?;
+    if p.opt_bool("MultiRegion")? == Some(true) {
+        return Err(KmsError::new(
+            ErrorCode::UnsupportedOperation,
+            "Multi-Region keys are not supported by this service yet",
+        ));
+    }
+    let tags = p.tags("Tags")?.unwrap_or_default();
+    validate::tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let policy = match p.opt_str("Policy")? {
+        Some(doc) => {
+            validate::policy_document(doc)?;
+            doc.to_owned()
+        }
+        None => default_policy(&call.caller.account),
+    };
+
+    let key_id = uuid::Uuid::new_v4().to_string();
+    let arn = key_arn(&call.caller.region, &call.caller.account, &key_id);
+    call.touch(&arn);
+    // Material and policy first: the key becomes visible only when metadata records it,
+    // so a failure part-way leaves nothing a caller can see.
+    let material = call
+        .call::<crypto_op::CreateMaterial>(&wire::CreateMaterialRequest {
+            caller: call.caller(),
+            key_id: key_id.clone(),
+            key_spec: spec.as_str().to_owned(),
+        })
+        .await?;
+    call.call::<policy::PutPolicy>(&wire::PutPolicyRequest {
+        caller: call.caller(),
+        key_id: key_id.clone(),
+        policy_name: validate::DEFAULT_POLICY_NAME.to_owned(),
+        document: policy,
+    })
+    .await?;
+    let mut record = wire::KeyRecord {
+        key_id: key_id.clone(),
+        account: call.caller.account.clone(),
+        region: call.caller.region.clone(),
+        arn,
+        creation_date_ms: now_ms(),
+        description,
+        current_material_version: material.material_version,
+        tags: tags.into_iter().map(|(key, value)| wire::Tag { key, value }).collect(),
+        ..Default::default()
+    };
+    let domain = kms_core::KeyRecord {
+        key_id,
+        account: record.account.clone(),
+        region: record.region.clone(),
+        arn: record.arn.clone(),
+        creation_date_ms: record.creation_date_ms,
+        description: record.description.clone(),
+        state: KeyState::Enabled,
+        spec,
+        usage,
+        origin,
+        deletion_date_ms: None,
+        pending_window_days: None,
+        current_material_version: material.material_version,
+    };
+    kms_bus::key_to_wire(&domain, &mut record);
+    let created = call
+        .call::<metadata::CreateKey>(&wire::CreateKeyRequest {
+            caller: call.caller(),
+            key: Some(record),
+        })
+        .await?
+        .key
+        .ok_or_else(KmsError::internal)?;
+    let metadata = key_metadata(&created);
+    Ok(Output::recorded(json!({ "KeyMetadata": metadata }), json!({ "keyMetadata": metadata })))
+}
+
+fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(super) async fn describe_key(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
+    let key = call.resolve(p.str("KeyId")?).await?;
+    Ok(Output::new(json!({ "KeyMetadata": key_metadata(&key) })))
+}
+
+pub(super) async fn list_keys(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
+    let limit = limit(p, 100, 1000)?;
+    let page = call
+        .call::<metadata::ListKeys>(&wire::ListKeysRequest {
+            caller: call.caller(),
+            limit,
+            marker: p.opt_str("Marker")?.unwrap_or_default().to_owned(),
+        })
+        .await?;
+    let keys: Vec<Value> =
+        page.keys.iter().map(|k| json!({ "KeyId": k.key_id, "KeyArn": k.arn })).collect();
+    Ok(Output::new(paged(json!({ "Keys": keys }), page.next_marker)))
+}
+
+/// Adds AWS's `Truncated` and `NextMarker` to a list response.
+pub(super) fn paged(mut body: Value, next_marker: String) -> Value {
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("Truncated".into(), json!(!next_marker.is_empty()));
+        if !next_marker.is_empty() {
+            obj.insert("NextMarker".into(), json!(next_marker));
+        }
+    }
+    body
+}
+
+async fn change_state(
+    call: &Call<'_>,
+    key_ref: &str,
+    change: Change,
+) -> KmsResult<wire::KeyRecord> {
+    let key = call.resolve(key_ref).await?;
+    call.call::<metadata::ChangeKeyState>(&wire::ChangeKeyStateRequest {
+        caller: call.caller(),
+        key_id: key.key_id,
+        change: Some(change),
+    })
+    .await?
+    .key
+    .ok_or_else(KmsError::internal)
+}
+
+pub(super) async fn enable_key(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
+    change_state(call, p.str("KeyId")?, Change::Enable(true)).await?;
+    Ok(Output::new(json!({})))
+}
+
+pub(super) async fn disable_key(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
+    change_state(call, p.str("KeyId")?, Change::Disable(true)).await?;
+    Ok(Output::new(json!({})))
+}
+
+pub(super) async fn update_key_description(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
+    let key_ref = p.str("KeyId")?;
+    let description = p.str("Description")?;
+    validate::description(description)?;
+    let (key, _) = call.usable(key_ref, Usage::Modify).await?;
+    call.call::<metadata::UpdateDescription>(&wire::UpdateDescriptionRequest {
+        caller: call.caller(),
+        key_id: key.key_id,
+        description: description.to_owned(),
+    })
+    .await?;
+    Ok(Output::new(json!({})))
+}
+
+pub(super) async fn schedule_key_deletion(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
+    let key_ref = p.str("KeyId")?;
+    let days = match p.opt_i64("PendingWindowInDays")? {
+        None => 30,
+        Some(d) => {
+            let d = i32::try_from(d).unwrap_or(i32::MAX);
+            validate::pending_window_days(d)?;
+            d
+        }
+    };
+    let key = change_state(call, key_ref, Change::ScheduleDeletionDays(days)).await?;
+    let body = json!({
+        "KeyId": key.arn,
+        "DeletionDate": epoch_seconds(key.deletion_date_ms.unwrap_or_default()),
+        "KeyState": key.key_state,
+        "PendingWindowInDays": days,
+    });
+    let recorded = json!({
+        "keyId": key.arn,
+        "deletionDate": epoch_seconds(key.deletion_date_ms.unwrap_or_default()),
+        "keyState": key.key_state,
+        "pendingWindowInDays": days,
+    });
+    Ok(Output::recorded(body, recorded))
+}
+
+pub(super) async fn cancel_key_deletion(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
+    let key = change_state(call, p.str("KeyId")?, Change::CancelDeletion(true)).await?;
+    Ok(Output::recorded(json!({ "KeyId": key.arn }), json!({ "keyId": key.arn })))
+}

@@ -1,0 +1,88 @@
+//! `dev-init`: what a developer needs to run the system on a laptop. It creates (once)
+//! a root key, a credentials file with an access key for a development user in each of
+//! two accounts, and an AWS shared config/credentials pair so the `aws` CLI and SDKs use
+//! them against the local gateway. Existing files are kept, so keys and data survive.
+
+use std::path::{Path, PathBuf};
+
+use kms_auth::{generate_dev_credentials, CredentialStore};
+
+pub const DEV_ACCOUNT: &str = "111122223333";
+pub const DEV_PRINCIPAL: &str = "arn:aws:iam::111122223333:user/dev";
+pub const DEV_SECOND_ACCOUNT: &str = "444455556666";
+const DEV_SECOND_PRINCIPAL: &str = "arn:aws:iam::444455556666:user/dev";
+
+/// Where `dev_init` put things.
+#[derive(Debug, Clone)]
+pub struct DevSetup {
+    pub root_key_file: PathBuf,
+    pub credentials_file: PathBuf,
+    pub aws_config_file: PathBuf,
+    pub aws_credentials_file: PathBuf,
+}
+
+impl DevSetup {
+    /// The shell lines that point the `aws` CLI and SDKs at the local gateway.
+    pub fn env_lines(&self, endpoint: &str, region: &str) -> String {
+        format!(
+            "export AWS_CONFIG_FILE={}\nexport AWS_SHARED_CREDENTIALS_FILE={}\nexport AWS_PROFILE=kms-dev\nexport AWS_DEFAULT_REGION={region}\nexport AWS_REGION={region}\nexport AWS_ENDPOINT_URL={endpoint}\n",
+            self.aws_config_file.display(),
+            self.aws_credentials_file.display(),
+        )
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file =
+        options.open(path).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Creates what is missing under `data_dir` and returns where everything is.
+pub fn dev_init(data_dir: &Path, endpoint: &str, region: &str) -> anyhow::Result<DevSetup> {
+    std::fs::create_dir_all(data_dir)?;
+    let setup = DevSetup {
+        root_key_file: data_dir.join("root-key.hex"),
+        credentials_file: data_dir.join("credentials.json"),
+        aws_config_file: data_dir.join("aws-config"),
+        aws_credentials_file: data_dir.join("aws-credentials"),
+    };
+    if !setup.root_key_file.exists() {
+        let hex = kms_crypto_core::RootKey::generate_hex();
+        write_private(&setup.root_key_file, &hex)?;
+    }
+    if !setup.credentials_file.exists() {
+        let mut store = CredentialStore::new(Vec::new(), Vec::new(), Vec::new())?;
+        store.add_access_key(generate_dev_credentials(DEV_ACCOUNT, DEV_PRINCIPAL))?;
+        store.add_access_key(generate_dev_credentials(DEV_SECOND_ACCOUNT, DEV_SECOND_PRINCIPAL))?;
+        store.save(&setup.credentials_file)?;
+    }
+    let store = CredentialStore::load(&setup.credentials_file)?;
+    let mut credentials = String::new();
+    let mut config = String::new();
+    for (i, key) in store.access_keys().iter().enumerate() {
+        let profile =
+            if i == 0 { "kms-dev".to_owned() } else { format!("kms-dev-{}", key.account_id) };
+        credentials.push_str(&format!(
+            "[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {}\n\n",
+            key.access_key_id,
+            key.secret_access_key.as_str()
+        ));
+        let section = format!("profile {profile}");
+        config.push_str(&format!(
+            "[{section}]\nregion = {region}\nendpoint_url = {endpoint}\noutput = json\n\n"
+        ));
+    }
+    write_private(&setup.aws_credentials_file, &credentials)?;
+    write_private(&setup.aws_config_file, &config)?;
+    Ok(setup)
+}

@@ -1,0 +1,92 @@
+//! `kms-server`: every service in one process (`run`), and `dev-init`, which creates a
+//! development root key, credentials and an AWS CLI profile under the data directory.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(about = "Self-hosted AWS KMS-compatible key management service, all in one process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create (once) the development root key, credentials and AWS CLI profile, and print
+    /// the environment that points the `aws` CLI at the gateway.
+    DevInit {
+        #[arg(long, env = "KMS_DATA_DIR", default_value = ".data")]
+        data_dir: PathBuf,
+        #[arg(long, env = "KMS_ENDPOINT", default_value = "http://127.0.0.1:4566")]
+        endpoint: String,
+        #[arg(long, env = "KMS_GATEWAY_DEFAULT_REGION", default_value = "us-east-1")]
+        region: String,
+    },
+    /// Run the gateway and every service.
+    Run {
+        #[arg(long, env = "KMS_DATA_DIR", default_value = ".data")]
+        data_dir: PathBuf,
+        #[arg(long, env = "KMS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        #[arg(long = "listen", env = "KMS_GATEWAY_LISTEN", default_value = "127.0.0.1:4566")]
+        listen: std::net::SocketAddr,
+        #[arg(long, env = "KMS_GATEWAY_DEFAULT_REGION", default_value = "us-east-1")]
+        default_region: String,
+        /// Root key file (64 hex characters); default `<data-dir>/root-key.hex`.
+        #[arg(long, env = "KMS_CRYPTO_ROOT_KEY_FILE")]
+        root_key_file: Option<PathBuf>,
+        /// Credentials file; default `<data-dir>/credentials.json`.
+        #[arg(long, env = "KMS_GATEWAY_CREDENTIALS_FILE")]
+        credentials_file: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    kms_telemetry::init();
+    match Cli::parse().command {
+        Command::DevInit { data_dir, endpoint, region } => {
+            let setup = kms_server::dev_init(&data_dir, &endpoint, &region)?;
+            let absolute = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+            let setup = kms_server::DevSetup {
+                root_key_file: absolute(setup.root_key_file),
+                credentials_file: absolute(setup.credentials_file),
+                aws_config_file: absolute(setup.aws_config_file),
+                aws_credentials_file: absolute(setup.aws_credentials_file),
+            };
+            std::io::stdout().write_all(setup.env_lines(&endpoint, &region).as_bytes())?;
+            Ok(())
+        }
+        Command::Run {
+            data_dir,
+            nats_url,
+            listen,
+            default_region,
+            root_key_file,
+            credentials_file,
+        } => {
+            let mut config = kms_server::AllConfig::under(
+                &data_dir,
+                root_key_file.unwrap_or_else(|| data_dir.join("root-key.hex")),
+                credentials_file.unwrap_or_else(|| data_dir.join("credentials.json")),
+            );
+            config.gateway.listen = listen;
+            config.gateway.default_region = default_region;
+            let bus = kms_bus::Bus::connect(&nats_url, std::time::Duration::from_secs(5)).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
+            let shutdown = CancellationToken::new();
+            let trigger = shutdown.clone();
+            tokio::spawn(async move {
+                kms_bus::shutdown_signal().await;
+                trigger.cancel();
+            });
+            kms_server::run_all(config, bus, listener, shutdown).await
+        }
+    }
+}

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 
 pub const AUDIT_STREAM: &str = "KMS_AUDIT";
-const AUDIT_SUBJECT_PREFIX: &str = "kms.v1.audit.events";
+/// Deliberately outside `kms.v1.audit.>`, where the audit service answers queries: a
+/// subject in both would reach the service as well as the stream.
+const AUDIT_SUBJECT_PREFIX: &str = "kms.v1.audit-events";
 
 /// The subject an account's events are published on.
 pub fn audit_subject(account: &str) -> String {

@@ -62,7 +62,14 @@ impl<S: Send + Sync + 'static> Router<S> {
     fn dispatch(&self, state: Arc<S>, operation: &str, payload: Bytes) -> BoxFuture {
         match self.routes.get(operation) {
             Some(handler) => handler(state, payload),
-            None => Box::pin(std::future::ready(to_reply(Err(KmsError::internal())))),
+            None => {
+                tracing::warn!(
+                    service = self.service,
+                    operation,
+                    "request for an unknown operation"
+                );
+                Box::pin(std::future::ready(to_reply(Err(KmsError::internal()))))
+            }
         }
     }
 }

@@ -191,9 +191,9 @@ mod tests {
             "SomethingNew": "x"
         });
         let Value::Object(map) = request else { unreachable!() };
-        let recorded = recorded(&map).unwrap();
+        let kept = recorded(&map).unwrap();
         assert_eq!(
-            recorded,
+            kept,
             json!({
                 "keyId": "alias/app",
                 "encryptionContext": {"Department": "Finance", "TagKey": "kept as is"},

@@ -24,7 +24,9 @@ use crate::App;
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 const KMS_PREFIX: &str = "TrentService.";
-const CLOUDTRAIL_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+/// botocore (the aws CLI) sends the long CloudTrail target prefix, the Rust SDK the short.
+const CLOUDTRAIL_PREFIXES: [&str; 2] =
+    ["com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.", "CloudTrail_20131101."];
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new().route("/", post(handle)).route("/healthz", get(|| async { "ok" })).with_state(app)
@@ -43,7 +45,10 @@ impl Target {
         if let Some(op) = target.strip_prefix(KMS_PREFIX) {
             return Some(Self::Kms(op.to_owned()));
         }
-        target.strip_prefix(CLOUDTRAIL_PREFIX).map(|op| Self::CloudTrail(op.to_owned()))
+        CLOUDTRAIL_PREFIXES
+            .iter()
+            .find_map(|prefix| target.strip_prefix(prefix))
+            .map(|op| Self::CloudTrail(op.to_owned()))
     }
 
     fn name(&self) -> &str {
@@ -336,6 +341,10 @@ mod tests {
         assert_eq!(target("TrentService.Encrypt"), Some(Target::Kms("Encrypt".into())));
         assert_eq!(
             target("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"),
+            Some(Target::CloudTrail("LookupEvents".into()))
+        );
+        assert_eq!(
+            target("CloudTrail_20131101.LookupEvents"),
             Some(Target::CloudTrail("LookupEvents".into()))
         );
         assert_eq!(target("DynamoDB_20120810.GetItem"), None);

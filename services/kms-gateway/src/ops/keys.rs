@@ -191,7 +191,12 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
         .key
         .ok_or_else(KmsError::internal)?;
     let metadata = key_metadata(&created);
-    Ok(Output::recorded(json!({ "KeyMetadata": metadata }), json!({ "keyMetadata": metadata })))
+    // CloudTrail records members in lower camel case ("aWSAccountId", "keyId", ...).
+    let recorded: serde_json::Map<String, Value> = metadata
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (crate::params::wire_field(k), v.clone())).collect())
+        .unwrap_or_default();
+    Ok(Output::recorded(json!({ "KeyMetadata": metadata }), json!({ "keyMetadata": recorded })))
 }
 
 fn now_ms() -> i64 {

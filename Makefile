@@ -1,0 +1,51 @@
+# A thin facade over cargo and the scripts; `make help` lists the targets.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+DATA_DIR ?= .data
+NATS_PORT ?= 4222
+LISTEN ?= 127.0.0.1:4566
+REGION ?= us-east-1
+VENV := .venv
+AWS_CLI := $(VENV)/bin/aws
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help deps build run test test-rust test-cli lint fmt clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## Install what the system and its tests need (nats-server from Debian's packages)
+	@command -v nats-server >/dev/null || { \
+	  echo "installing nats-server"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nats-server >/dev/null; }
+	@command -v curl >/dev/null || $(SUDO) apt-get install -y -qq curl >/dev/null
+
+$(AWS_CLI):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check awscli
+
+build: ## Build the all-in-one server
+	cargo build -p kms-server
+
+run: deps build ## Run nats-server and every service; prints the aws CLI environment
+	DATA_DIR=$(DATA_DIR) NATS_PORT=$(NATS_PORT) LISTEN=$(LISTEN) REGION=$(REGION) scripts/run.sh
+
+test: deps $(AWS_CLI) test-rust test-cli ## Run every test: unit, end-to-end (SDK) and the aws CLI scenario
+
+test-rust: deps ## Unit tests and the SDK end-to-end tests
+	cargo test --workspace --no-fail-fast
+
+test-cli: deps $(AWS_CLI) build ## The aws CLI scenario against a running system
+	AWS_CLI=$(abspath $(AWS_CLI)) KMS_SERVER_BIN=$(abspath target/debug/kms-server) bash tests/cli/scenario.sh
+
+lint: ## rustfmt check and clippy with warnings denied
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	cargo fmt --all
+
+clean: ## Remove build output and local data
+	cargo clean
+	rm -rf $(DATA_DIR) $(VENV)

@@ -1,0 +1,21 @@
+//! One end-to-end test binary: a sandbox per test (real nats-server on a free port, every
+//! service in-process on temp sled directories, the gateway on port 0), driven by the
+//! official AWS SDK clients over SigV4.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a test failure with its message"
+)]
+
+mod sandbox;
+
+mod aliases_tags;
+mod audit;
+mod auth;
+mod crypto;
+mod durability;
+mod keys;
+mod policies;
+mod tenancy;

@@ -1,0 +1,271 @@
+//! The system under test: a real `nats-server` (JetStream on, temp store, free port),
+//! every service in-process with its own temp sled directory, the gateway on a free port,
+//! and SDK clients configured with the dev credentials. Tests wait for readiness by
+//! polling a real call; nothing sleeps for a fixed time.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use kms_auth::CredentialStore;
+use kms_testkit::NatsServer;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) const ACCOUNT_A: &str = "111122223333";
+pub(crate) const ACCOUNT_B: &str = "444455556666";
+pub(crate) const REGION: &str = "us-east-1";
+
+/// One account's SigV4 credentials.
+#[derive(Clone)]
+pub(crate) struct AccessKey {
+    pub(crate) id: String,
+    pub(crate) secret: String,
+}
+
+pub(crate) struct Sandbox {
+    pub(crate) nats: NatsServer,
+    data: tempfile::TempDir,
+    pub(crate) endpoint: String,
+    port: u16,
+    keys: Vec<AccessKey>,
+    running: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl Sandbox {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(Clone::clone).await
+    }
+
+    /// Starts with the dev credentials rewritten by `credentials` (to add JWT issuers or
+    /// admin principals).
+    pub(crate) async fn start_with(
+        credentials: impl FnOnce(&CredentialStore) -> CredentialStore,
+    ) -> Self {
+        if std::env::var_os("KMS_E2E_LOG").is_some() {
+            // Service logs on stderr, for debugging a failing test (RUST_LOG filters).
+            kms_telemetry::init();
+        }
+        let nats = NatsServer::start().await.expect("nats-server starts");
+        let data = tempfile::tempdir().expect("temp dir");
+        let setup =
+            kms_server::dev_init(data.path(), "http://127.0.0.1:0", REGION).expect("dev-init");
+        let store = CredentialStore::load(&setup.credentials_file).expect("credentials load");
+        let store = credentials(&store);
+        store.save(&setup.credentials_file).expect("credentials save");
+        let keys = store
+            .access_keys()
+            .iter()
+            .map(|k| AccessKey {
+                id: k.access_key_id.clone(),
+                secret: k.secret_access_key.to_string(),
+            })
+            .collect();
+        let mut sandbox =
+            Self { nats, data, endpoint: String::new(), port: 0, keys, running: None };
+        sandbox.launch().await;
+        sandbox
+    }
+
+    fn root_key_file(&self) -> PathBuf {
+        self.data.path().join("root-key.hex")
+    }
+
+    async fn launch(&mut self) {
+        let listener =
+            tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("bind gateway");
+        self.port = listener.local_addr().expect("local addr").port();
+        self.endpoint = format!("http://127.0.0.1:{}", self.port);
+        let config = kms_server::AllConfig::under(
+            self.data.path(),
+            self.root_key_file(),
+            self.data.path().join("credentials.json"),
+        );
+        let bus = kms_bus::Bus::connect(&self.nats.url(), Duration::from_secs(5))
+            .await
+            .expect("bus connects");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(kms_server::run_all(config, bus, listener, shutdown.clone()));
+        self.running = Some((shutdown, task));
+        self.wait_ready().await;
+    }
+
+    /// Polls a real call until every service answers.
+    async fn wait_ready(&self) {
+        let kms = self.kms(ACCOUNT_A);
+        let trail = self.cloudtrail(ACCOUNT_A);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let metadata = kms.list_keys().send().await.map(|_| ());
+            // GenerateRandom reaches the crypto service, lookup-events the audit service.
+            let crypto = kms.generate_random().number_of_bytes(1).send().await.map(|_| ());
+            let audit = trail.lookup_events().max_results(1).send().await.map(|_| ());
+            if metadata.is_ok() && crypto.is_ok() && audit.is_ok() {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let finished = self.running.as_ref().is_some_and(|(_, task)| task.is_finished());
+                panic!(
+                    "system did not become ready (services exited: {finished}): {metadata:?} {crypto:?} {audit:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops every service (as a crash would: no further requests) and starts them again
+    /// on the same data, with the NATS server restarted too.
+    pub(crate) async fn restart(&mut self) {
+        if let Some((shutdown, task)) = self.running.take() {
+            shutdown.cancel();
+            task.await.expect("join").expect("services stop cleanly");
+        }
+        self.nats.restart().await.expect("nats restarts");
+        self.launch().await;
+    }
+
+    pub(crate) fn access_key(&self, account: &str) -> AccessKey {
+        let index = if account == ACCOUNT_A { 0 } else { 1 };
+        self.keys[index].clone()
+    }
+
+    pub(crate) fn kms(&self, account: &str) -> aws_sdk_kms::Client {
+        self.kms_with(self.access_key(account), REGION)
+    }
+
+    pub(crate) fn kms_in(&self, account: &str, region: &str) -> aws_sdk_kms::Client {
+        self.kms_with(self.access_key(account), region)
+    }
+
+    pub(crate) fn kms_with(&self, key: AccessKey, region: &str) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::from_conf(self.kms_config(key, region).build())
+    }
+
+    pub(crate) fn kms_config(&self, key: AccessKey, region: &str) -> aws_sdk_kms::config::Builder {
+        aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(key.id, key.secret, None, None, "e2e"))
+            // Plain HTTP on loopback: no TLS stack needed (the builder is public API,
+            // hidden from docs).
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
+    }
+
+    pub(crate) fn cloudtrail(&self, account: &str) -> aws_sdk_cloudtrail::Client {
+        let key = self.access_key(account);
+        let config = aws_sdk_cloudtrail::Config::builder()
+            .behavior_version(aws_sdk_cloudtrail::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudtrail::config::Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_cloudtrail::config::Credentials::new(
+                key.id, key.secret, None, None, "e2e",
+            ))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .retry_config(aws_sdk_cloudtrail::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_cloudtrail::Client::from_conf(config)
+    }
+
+    /// Creates a symmetric key in `account` and returns its key id.
+    pub(crate) async fn create_key(&self, account: &str) -> String {
+        self.kms(account)
+            .create_key()
+            .description("e2e")
+            .send()
+            .await
+            .expect("create-key")
+            .key_metadata
+            .expect("metadata")
+            .key_id
+    }
+
+    /// Every CloudTrail record of `account` (newest first), as parsed JSON.
+    pub(crate) async fn events(&self, account: &str) -> Vec<serde_json::Value> {
+        let trail = self.cloudtrail(account);
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = trail
+                .lookup_events()
+                .set_next_token(token)
+                .max_results(50)
+                .send()
+                .await
+                .expect("lookup-events");
+            for event in page.events() {
+                let record = event.cloud_trail_event().expect("CloudTrailEvent");
+                out.push(serde_json::from_str(record).expect("record is JSON"));
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return out;
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some((shutdown, _)) = self.running.take() {
+            shutdown.cancel();
+        }
+    }
+}
+
+/// The AWS error code of a failed SDK call (panics if it succeeded).
+pub(crate) fn error_code<
+    T: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+>(
+    result: Result<T, SdkError<E, R>>,
+) -> String {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.code().map(str::to_owned).unwrap_or_else(|| panic!("no error code in {e:?}")),
+    }
+}
+
+/// The error message of a failed SDK call.
+pub(crate) fn error_message<
+    T: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+>(
+    result: Result<T, SdkError<E, R>>,
+) -> String {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.message().unwrap_or_default().to_owned(),
+    }
+}
+
+/// A raw HTTP/1.1 POST of an awsJson1_1 request with the given extra headers, for what no
+/// SDK sends (no credentials, bearer tokens). Returns the status and body.
+pub(crate) async fn raw_post(
+    endpoint: &str,
+    target: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = endpoint.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.expect("connect gateway");
+    let mut request = format!(
+        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: {target}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}

@@ -13,11 +13,25 @@ use crate::Operation;
 
 pub(crate) const HEADER_REQUEST_ID: &str = "Kms-Request-Id";
 pub(crate) const HEADER_DEADLINE: &str = "Kms-Deadline-Ms";
+pub(crate) const HEADER_TRACEPARENT: &str = "traceparent";
 
 /// What travels with every call besides the payload.
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
     pub request_id: String,
+}
+
+impl CallContext {
+    /// A W3C `traceparent` for this call: the trace id is the request id (a UUID) without
+    /// hyphens, so one client request is one trace across every service it reaches.
+    fn traceparent(&self) -> Option<String> {
+        let trace: String = self.request_id.chars().filter(char::is_ascii_hexdigit).collect();
+        if trace.len() != 32 {
+            return None;
+        }
+        let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+        Some(format!("00-{trace}-{span}-01"))
+    }
 }
 
 /// One process's connection to the bus. Cheap to clone; every clone shares the same
@@ -66,6 +80,9 @@ impl Bus {
         let mut headers = HeaderMap::new();
         headers.insert(HEADER_REQUEST_ID, ctx.request_id.as_str());
         headers.insert(HEADER_DEADLINE, deadline_ms.to_string().as_str());
+        if let Some(traceparent) = ctx.traceparent() {
+            headers.insert(HEADER_TRACEPARENT, traceparent.as_str());
+        }
         let nats_request = async_nats::Request::new()
             .payload(request.encode_to_vec().into())
             .headers(headers)
@@ -90,5 +107,22 @@ impl Bus {
             Some(reply::Result::Error(err)) => Err(error_from_wire(err)),
             None => Err(KmsError::internal()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_carries_the_request_id() {
+        let ctx = CallContext { request_id: "0af76519-16cd-43dd-8448-eb211c80319c".into() };
+        let tp = ctx.traceparent().unwrap();
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!(parts[0], "00");
+        assert_eq!(parts[1], "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(parts[2].len(), 16);
+        assert_eq!(parts[3], "01");
+        assert_eq!(CallContext { request_id: "short".into() }.traceparent(), None);
     }
 }

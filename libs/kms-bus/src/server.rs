@@ -16,7 +16,7 @@ use prost::Message;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::client::{HEADER_DEADLINE, HEADER_REQUEST_ID};
+use crate::client::{HEADER_DEADLINE, HEADER_REQUEST_ID, HEADER_TRACEPARENT};
 use crate::codes::error_to_wire;
 use crate::{Bus, Operation};
 
@@ -120,17 +120,16 @@ pub async fn serve<S: Send + Sync + 'static>(
                     tracing::debug!(service, operation, "dropping request past its deadline");
                     continue;
                 }
-                let request_id = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(HEADER_REQUEST_ID))
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default();
+                let header = |name: &str| {
+                    message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned()).unwrap_or_default()
+                };
+                let request_id = header(HEADER_REQUEST_ID);
+                let traceparent = header(HEADER_TRACEPARENT);
                 let router = router.clone();
                 let state = state.clone();
                 let client = bus.client().clone();
                 in_flight.spawn(async move {
-                    let span = tracing::debug_span!("request", service, operation, request_id);
+                    let span = tracing::debug_span!("request", service, operation, request_id, traceparent);
                     let reply = router.dispatch(state, &operation, message.payload).instrument(span).await;
                     if let Err(e) = client.publish(reply_to, reply.encode_to_vec().into()).await {
                         tracing::warn!(error = %e, "could not send reply");

@@ -87,8 +87,9 @@ impl MetadataStore {
         r: wire::CreateKeyRequest,
     ) -> KmsResult<wire::KeyResponse> {
         let c = caller(&r.caller)?;
-        let key = r.key.ok_or_else(|| KmsError::validation("missing key"))?;
+        let mut key = r.key.ok_or_else(|| KmsError::validation("missing key"))?;
         key_from_wire(&key)?;
+        key.tags.sort_by(|a, b| a.key.cmp(&b.key));
         if key.account != c.account || key.region != c.region {
             return Err(KmsError::validation(
                 "a key is created in the caller's account and region",

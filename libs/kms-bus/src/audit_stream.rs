@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use kms_core::{ErrorCode, KmsError};
 
 pub const AUDIT_STREAM: &str = "KMS_AUDIT";
 /// Deliberately outside `kms.v1.audit.>`, where the audit service answers queries: a
@@ -44,4 +45,37 @@ pub async fn ensure_audit_stream(
     })
     .await
     .map_err(|e| anyhow::anyhow!("declaring the {AUDIT_STREAM} stream: {e}"))
+}
+
+/// Publishes one audit record (CloudTrail JSON) for `account` and waits until JetStream
+/// acknowledges it as stored. The event id is the message id, so a retried publish is
+/// stored once. Any failure is the retriable error the caller reports instead of a
+/// success nobody audited.
+pub async fn publish_audit(
+    bus: &crate::Bus,
+    account: &str,
+    event_id: &str,
+    record: Vec<u8>,
+) -> Result<(), KmsError> {
+    let unavailable = || {
+        KmsError::new(
+            ErrorCode::DependencyTimeout,
+            "The audit log did not acknowledge the request. Retry the request.",
+        )
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event_id);
+    let ack = bus
+        .jetstream()
+        .publish_with_headers(audit_subject(account), headers, record.into())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "audit publish failed");
+            unavailable()
+        })?;
+    ack.await.map_err(|e| {
+        tracing::warn!(error = %e, "audit stream did not acknowledge");
+        unavailable()
+    })?;
+    Ok(())
 }

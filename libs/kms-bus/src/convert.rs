@@ -23,6 +23,9 @@ pub fn key_from_wire(k: &wire::KeyRecord) -> Result<KeyRecord, KmsError> {
         deletion_date_ms: k.deletion_date_ms,
         pending_window_days: k.pending_window_days,
         current_material_version: k.current_material_version,
+        rotation_enabled: k.rotation_enabled,
+        rotation_period_days: k.rotation_period_days,
+        next_rotation_date_ms: k.next_rotation_date_ms,
     })
 }
 
@@ -42,6 +45,9 @@ pub fn key_to_wire(k: &KeyRecord, into: &mut wire::KeyRecord) {
     into.deletion_date_ms = k.deletion_date_ms;
     into.pending_window_days = k.pending_window_days;
     into.current_material_version = k.current_material_version;
+    into.rotation_enabled = k.rotation_enabled;
+    into.rotation_period_days = k.rotation_period_days;
+    into.next_rotation_date_ms = k.next_rotation_date_ms;
 }
 
 #[cfg(test)]
@@ -64,6 +70,9 @@ mod tests {
             deletion_date_ms: Some(9),
             pending_window_days: Some(7),
             current_material_version: 2,
+            rotation_enabled: true,
+            rotation_period_days: Some(90),
+            next_rotation_date_ms: Some(11),
         };
         let mut w = wire::KeyRecord::default();
         key_to_wire(&domain, &mut w);

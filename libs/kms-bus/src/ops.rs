@@ -46,6 +46,8 @@ pub mod metadata {
         TagResource(TagResourceRequest) -> Empty;
         UntagResource(UntagResourceRequest) -> Empty;
         ListResourceTags(ListTagsRequest) -> ListTagsResponse;
+        SetKeyRotation(SetKeyRotationRequest) -> KeyResponse;
+        RecordRotation(RecordRotationRequest) -> KeyResponse;
     );
 }
 
@@ -58,6 +60,7 @@ pub mod crypto {
         ReEncrypt(ReEncryptRequest) -> ReEncryptResponse;
         GenerateDataKey(GenerateDataKeyRequest) -> GenerateDataKeyResponse;
         GenerateRandom(GenerateRandomRequest) -> GenerateRandomResponse;
+        DestroyMaterial(DestroyMaterialRequest) -> DestroyMaterialResponse;
     );
 }
 
@@ -67,6 +70,7 @@ pub mod policy {
         PutPolicy(PutPolicyRequest) -> PolicyResponse;
         GetPolicy(GetPolicyRequest) -> PolicyResponse;
         ListPolicies(ListPoliciesRequest) -> ListPoliciesResponse;
+        DeletePolicies(DeletePoliciesRequest) -> DeletePoliciesResponse;
     );
 }
 

@@ -71,6 +71,9 @@ pub struct KeyRecord {
     pub deletion_date_ms: Option<i64>,
     pub pending_window_days: Option<i32>,
     pub current_material_version: u32,
+    pub rotation_enabled: bool,
+    pub rotation_period_days: Option<i32>,
+    pub next_rotation_date_ms: Option<i64>,
 }
 
 /// A requested state transition.
@@ -169,6 +172,9 @@ mod tests {
             deletion_date_ms: None,
             pending_window_days: None,
             current_material_version: 1,
+            rotation_enabled: false,
+            rotation_period_days: None,
+            next_rotation_date_ms: None,
         }
     }
 

@@ -77,6 +77,9 @@ pub async fn run(
         })
         .route::<op::GenerateRandom, _, _>(|_s: Arc<CryptoStore>, r| async move {
             store::generate_random(r)
+        })
+        .route::<op::DestroyMaterial, _, _>(|s: Arc<CryptoStore>, r| async move {
+            s.destroy_material(r).await
         });
     kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await
 }

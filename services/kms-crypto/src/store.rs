@@ -39,8 +39,9 @@ impl CryptoStore {
         Ok(Self { materials: db.open_tree("materials")?, db, root })
     }
 
-    /// Creates version 1 of a key's material. Idempotent, so a retried CreateKey does not
-    /// replace material that may already protect data.
+    /// Creates one version of a key's material (1 for a new key, the next one for a
+    /// rotation). Idempotent, so a retried CreateKey or rotation never replaces material
+    /// that may already protect data.
     pub(crate) async fn create_material(
         &self,
         r: wire::CreateMaterialRequest,
@@ -49,7 +50,7 @@ impl CryptoStore {
         if uuid::Uuid::parse_str(&r.key_id).is_err() {
             return Err(KmsError::validation("key id must be a UUID"));
         }
-        let version = 1;
+        let version = r.material_version.max(1);
         let wrapped = self
             .root
             .wrap(&caller.account, &r.key_id, version, &KeyMaterial::generate())
@@ -85,6 +86,23 @@ impl CryptoStore {
 
     fn required_material(&self, key_id: &str, version: u32) -> KmsResult<KeyMaterial> {
         self.material(key_id, version)?.ok_or_else(|| internal("no material for a key in use"))
+    }
+
+    /// Destroys every version of a key's material: ciphertexts under it can never be
+    /// decrypted again.
+    pub(crate) async fn destroy_material(
+        &self,
+        r: wire::DestroyMaterialRequest,
+    ) -> KmsResult<wire::DestroyMaterialResponse> {
+        let prefix = format!("{}/", r.key_id);
+        let mut destroyed = 0u32;
+        for entry in self.materials.scan_prefix(prefix.as_bytes()) {
+            let (k, _) = entry.map_err(internal)?;
+            self.materials.remove(k).map_err(internal)?;
+            destroyed += 1;
+        }
+        self.db.flush_async().await.map_err(internal)?;
+        Ok(wire::DestroyMaterialResponse { versions_destroyed: destroyed })
     }
 
     pub(crate) fn encrypt(&self, r: wire::EncryptRequest) -> KmsResult<wire::EncryptResponse> {
@@ -192,6 +210,7 @@ mod tests {
             caller: caller(),
             key_id: id.clone(),
             key_spec: "SYMMETRIC_DEFAULT".into(),
+            material_version: 1,
         };
         store.create_material(r).await.unwrap();
         id
@@ -234,6 +253,7 @@ mod tests {
                 caller: caller(),
                 key_id: key.clone(),
                 key_spec: String::new(),
+                material_version: 1,
             };
             store.create_material(again).await.unwrap();
         }
@@ -308,6 +328,45 @@ mod tests {
                 .len(),
             16
         );
+    }
+
+    #[tokio::test]
+    async fn versions_decrypt_independently_and_destruction_is_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CryptoStore::open(dir.path(), root(&RootKey::generate_hex())).unwrap();
+        let key = new_key(&store).await;
+        let v1 = encrypt(&store, &key, b"old", &[]);
+        let r = wire::CreateMaterialRequest {
+            caller: caller(),
+            key_id: key.clone(),
+            key_spec: String::new(),
+            material_version: 2,
+        };
+        assert_eq!(store.create_material(r).await.unwrap().material_version, 2);
+        let v2 = store
+            .encrypt(wire::EncryptRequest {
+                caller: caller(),
+                key_id: key.clone(),
+                material_version: 2,
+                plaintext: b"new".to_vec(),
+                context: vec![],
+            })
+            .unwrap()
+            .ciphertext_blob;
+        assert_ne!(v1[17..21], v2[17..21], "the blob names its version");
+        assert_eq!(decrypt(&store, v1.clone(), &[]).unwrap(), b"old");
+        assert_eq!(decrypt(&store, v2.clone(), &[]).unwrap(), b"new");
+        let gone = store
+            .destroy_material(wire::DestroyMaterialRequest {
+                caller: caller(),
+                key_id: key.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(gone.versions_destroyed, 2);
+        for blob in [v1, v2] {
+            assert_eq!(decrypt(&store, blob, &[]).unwrap_err().code, ErrorCode::InvalidCiphertext);
+        }
     }
 
     #[tokio::test]

@@ -8,8 +8,8 @@ use kms_audit_log::{
     EVENT_VERSION,
 };
 use kms_auth::Identity;
-use kms_bus::{audit_subject, Bus};
-use kms_core::{ErrorCode, KmsError};
+use kms_bus::Bus;
+use kms_core::KmsError;
 use serde_json::{Map, Value};
 
 /// Request and response members that may be recorded. Everything else is dropped.
@@ -41,6 +41,7 @@ const RECORDED_MEMBERS: &[&str] = &[
     "PendingWindowInDays",
     "Policy",
     "PolicyName",
+    "RotationPeriodInDays",
     "SourceEncryptionAlgorithm",
     "SourceEncryptionContext",
     "SourceKeyId",
@@ -148,31 +149,10 @@ fn arn_account(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
-/// Publishes the record and waits for JetStream to acknowledge it as stored. Any failure
-/// is the retriable error the caller gets instead of a success nobody audited.
+/// Publishes the record and waits for JetStream to acknowledge it as stored.
 pub(crate) async fn publish(bus: &Bus, event: &CloudTrailEvent) -> Result<(), KmsError> {
-    let unavailable = || {
-        KmsError::new(
-            ErrorCode::DependencyTimeout,
-            "The audit log did not acknowledge the request. Retry the request.",
-        )
-    };
     let body = event.to_json_bytes().map_err(|_| KmsError::internal())?;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", event.event_id.as_str());
-    let ack = bus
-        .jetstream()
-        .publish_with_headers(audit_subject(&event.recipient_account_id), headers, body.into())
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "audit publish failed");
-            unavailable()
-        })?;
-    ack.await.map_err(|e| {
-        tracing::warn!(error = %e, "audit stream did not acknowledge");
-        unavailable()
-    })?;
-    Ok(())
+    kms_bus::publish_audit(bus, &event.recipient_account_id, &event.event_id, body).await
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! machine's transitions. It answers `kms.v1.metadata.*` on the bus; every write is
 //! flushed to disk before the reply, so an acknowledged change survives a crash.
 
+mod scheduler;
 mod store;
 
 use std::path::PathBuf;
@@ -21,21 +22,47 @@ pub struct Config {
         default_value = ".data/metadata"
     )]
     pub data_dir: PathBuf,
+    /// How often the scheduler looks for due rotations and deletions, in milliseconds.
+    #[arg(
+        long = "metadata-scheduler-interval-ms",
+        env = "KMS_METADATA_SCHEDULER_INTERVAL_MS",
+        default_value_t = 60_000
+    )]
+    pub scheduler_interval_ms: u64,
 }
 
 impl Config {
     pub fn for_test(data_dir: PathBuf) -> Self {
-        Self { data_dir }
+        Self { data_dir, scheduler_interval_ms: 50 }
     }
 }
 
-/// Serves the metadata operations until `shutdown` resolves.
+/// Serves the metadata operations until `shutdown` resolves, on the system clock.
 pub async fn run(
     config: Config,
     bus: Bus,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let store = Arc::new(MetadataStore::open(&config.data_dir)?);
+    run_with_clock(config, bus, Arc::new(kms_core::SystemClock), shutdown).await
+}
+
+/// Serves the metadata operations and runs the scheduler on `clock` until `shutdown`
+/// resolves. Tests pass a clock they move.
+pub async fn run_with_clock(
+    config: Config,
+    bus: Bus,
+    clock: Arc<dyn kms_core::Clock>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let store = Arc::new(MetadataStore::open(&config.data_dir, clock.clone())?);
+    let (stop_scheduler, stop) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(scheduler::run(
+        store.clone(),
+        bus.clone(),
+        clock,
+        Duration::from_millis(config.scheduler_interval_ms.max(10)),
+        stop,
+    ));
     let router = Router::new("metadata")
         .route::<op::CreateKey, _, _>(
             |s: Arc<MetadataStore>, r| async move { s.create_key(r).await },
@@ -66,6 +93,15 @@ pub async fn run(
         })
         .route::<op::ListResourceTags, _, _>(|s: Arc<MetadataStore>, r| async move {
             s.list_resource_tags(r)
+        })
+        .route::<op::SetKeyRotation, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.set_key_rotation(r).await
+        })
+        .route::<op::RecordRotation, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.record_rotation(r).await
         });
-    kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await
+    let served = kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await;
+    let _ = stop_scheduler.send(true);
+    scheduler.await?;
+    served
 }

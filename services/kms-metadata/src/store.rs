@@ -7,10 +7,14 @@
 //! and flushed before the caller is answered.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use kms_bus::{key_from_wire, key_to_wire};
-use kms_core::{alias_arn, key_arn, ErrorCode, KeyRef, KmsError, KmsResult, StateChange, Usage};
+use std::sync::Arc;
+
+use kms_core::schedule::{self, Due};
+use kms_core::{
+    alias_arn, key_arn, Clock, ErrorCode, KeyRef, KmsError, KmsResult, StateChange, Usage,
+};
 use kms_proto::v1::{self as wire, change_key_state_request::Change};
 use prost::Message;
 use sled::Transactional;
@@ -22,18 +26,12 @@ pub(crate) struct MetadataStore {
     key_index: sled::Tree,
     aliases: sled::Tree,
     write_lock: Mutex<()>,
+    clock: Arc<dyn Clock>,
 }
 
 fn internal(e: impl std::fmt::Display) -> KmsError {
     tracing::error!(error = %e, "metadata store failure");
     KmsError::internal()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn caller(c: &Option<wire::CallerContext>) -> KmsResult<&wire::CallerContext> {
@@ -45,7 +43,7 @@ fn scope_prefix(c: &wire::CallerContext) -> String {
 }
 
 impl MetadataStore {
-    pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let db = sled::open(dir)
             .map_err(|e| anyhow::anyhow!("opening metadata store at {}: {e}", dir.display()))?;
         Ok(Self {
@@ -54,6 +52,7 @@ impl MetadataStore {
             aliases: db.open_tree("aliases")?,
             db,
             write_lock: Mutex::new(()),
+            clock,
         })
     }
 
@@ -90,6 +89,7 @@ impl MetadataStore {
         let mut key = r.key.ok_or_else(|| KmsError::validation("missing key"))?;
         key_from_wire(&key)?;
         key.tags.sort_by(|a, b| a.key.cmp(&b.key));
+        key.creation_date_ms = self.clock.now_ms();
         if key.account != c.account || key.region != c.region {
             return Err(KmsError::validation(
                 "a key is created in the caller's account and region",
@@ -185,7 +185,7 @@ impl MetadataStore {
             Some(Change::Enable(_)) => StateChange::Enable,
             Some(Change::Disable(_)) => StateChange::Disable,
             Some(Change::ScheduleDeletionDays(days)) => {
-                StateChange::ScheduleDeletion { days, now_ms: now_ms() }
+                StateChange::ScheduleDeletion { days, now_ms: self.clock.now_ms() }
             }
             Some(Change::CancelDeletion(_)) => StateChange::CancelDeletion,
             None => return Err(KmsError::validation("missing state change")),
@@ -251,7 +251,7 @@ impl MetadataStore {
                 format!("An alias with the name {arn} already exists"),
             ));
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let alias = wire::AliasEntry {
             alias_name: r.alias_name.clone(),
             alias_arn: arn,
@@ -277,7 +277,7 @@ impl MetadataStore {
             .ok_or_else(|| alias_not_found(&alias_arn(&c.region, &c.account, &r.alias_name)))?;
         self.alias_target(c, &r.target_key_id)?;
         alias.target_key_id = r.target_key_id;
-        alias.last_updated_date_ms = now_ms();
+        alias.last_updated_date_ms = self.clock.now_ms();
         self.aliases
             .insert(Self::alias_key(c, &r.alias_name).as_bytes(), alias.encode_to_vec())
             .map_err(internal)?;
@@ -400,6 +400,132 @@ impl MetadataStore {
         };
         Ok(wire::ListTagsResponse { tags: page, next_marker })
     }
+
+    pub(crate) async fn set_key_rotation(
+        &self,
+        r: wire::SetKeyRotationRequest,
+    ) -> KmsResult<wire::KeyResponse> {
+        let c = caller(&r.caller)?;
+        let _guard = self.write_lock.lock().await;
+        let mut stored = self.scoped_key(c, &r.key_id)?;
+        let mut key = key_from_wire(&stored)?;
+        schedule::check_rotation_supported(&key)?;
+        schedule::check_rotation_state(&key)?;
+        if r.enabled {
+            let days = schedule::rotation_period_days(Some(i64::from(r.rotation_period_days)))?;
+            key.rotation_enabled = true;
+            key.rotation_period_days = Some(days);
+            key.next_rotation_date_ms =
+                Some(self.clock.now_ms() + i64::from(days) * schedule::DAY_MS);
+        } else {
+            key.rotation_enabled = false;
+            key.rotation_period_days = None;
+            key.next_rotation_date_ms = None;
+        }
+        key_to_wire(&key, &mut stored);
+        self.save_key(&stored)?;
+        self.flush().await?;
+        Ok(wire::KeyResponse { key: Some(stored) })
+    }
+
+    /// Makes new material current. Automatic rotations move the schedule on by one
+    /// period; on-demand ones leave it as it is, as in AWS.
+    pub(crate) async fn record_rotation(
+        &self,
+        r: wire::RecordRotationRequest,
+    ) -> KmsResult<wire::KeyResponse> {
+        let c = caller(&r.caller)?;
+        let automatic = match r.rotation_type.as_str() {
+            "AUTOMATIC" => true,
+            "ON_DEMAND" => false,
+            _ => return Err(KmsError::validation("rotation type is AUTOMATIC or ON_DEMAND")),
+        };
+        let _guard = self.write_lock.lock().await;
+        let mut stored = self.scoped_key(c, &r.key_id)?;
+        if r.material_version <= stored.current_material_version {
+            // Already recorded (a retry): nothing changes.
+            return Ok(wire::KeyResponse { key: Some(stored) });
+        }
+        let on_demand = stored.rotations.iter().filter(|e| e.rotation_type == "ON_DEMAND").count();
+        if !automatic && on_demand >= schedule::MAX_ON_DEMAND_ROTATIONS {
+            return Err(on_demand_limit());
+        }
+        let now = self.clock.now_ms();
+        stored.current_material_version = r.material_version;
+        stored.rotations.push(wire::RotationEntry {
+            material_version: r.material_version,
+            rotation_date_ms: now,
+            rotation_type: r.rotation_type,
+        });
+        if automatic {
+            let period = i64::from(
+                stored.rotation_period_days.unwrap_or(schedule::DEFAULT_ROTATION_PERIOD_DAYS),
+            );
+            stored.next_rotation_date_ms = Some(now + period * schedule::DAY_MS);
+        }
+        self.save_key(&stored)?;
+        self.flush().await?;
+        Ok(wire::KeyResponse { key: Some(stored) })
+    }
+
+    /// Keys for which time has made a transition due, with the transition.
+    pub(crate) fn due(&self) -> KmsResult<Vec<(wire::KeyRecord, Due)>> {
+        let now = self.clock.now_ms();
+        let mut out = Vec::new();
+        for entry in self.keys.iter() {
+            let (_, bytes) = entry.map_err(internal)?;
+            let stored = wire::KeyRecord::decode(bytes.as_ref()).map_err(internal)?;
+            if let Some(due) = schedule::due(&key_from_wire(&stored)?, now) {
+                out.push((stored, due));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a key whose deletion is complete, with its aliases, in one transaction.
+    /// Only a key still pending deletion and due is removed.
+    pub(crate) async fn remove_deleted_key(&self, key_id: &str) -> KmsResult<bool> {
+        let _guard = self.write_lock.lock().await;
+        let Some(stored) = self.load_key(key_id)? else { return Ok(false) };
+        if schedule::due(&key_from_wire(&stored)?, self.clock.now_ms()) != Some(Due::Delete) {
+            return Ok(false);
+        }
+        let prefix = format!("{}/{}/", stored.account, stored.region);
+        let mut alias_keys = Vec::new();
+        for entry in self.aliases.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = entry.map_err(internal)?;
+            if wire::AliasEntry::decode(v.as_ref()).map_err(internal)?.target_key_id == key_id {
+                alias_keys.push(k);
+            }
+        }
+        let index = format!("{prefix}{key_id}");
+        (&self.keys, &self.key_index, &self.aliases)
+            .transaction(|(keys, index_tree, aliases)| {
+                keys.remove(key_id.as_bytes())?;
+                index_tree.remove(index.as_bytes())?;
+                for k in &alias_keys {
+                    aliases.remove(k.clone())?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<std::convert::Infallible>>(
+                    (),
+                )
+            })
+            .map_err(|e: sled::transaction::TransactionError<std::convert::Infallible>| {
+                internal(format!("{e:?}"))
+            })?;
+        self.flush().await?;
+        Ok(true)
+    }
+}
+
+pub(crate) fn on_demand_limit() -> KmsError {
+    KmsError::new(
+        ErrorCode::LimitExceeded,
+        format!(
+            "A key may be rotated on demand at most {} times.",
+            schedule::MAX_ON_DEMAND_ROTATIONS
+        ),
+    )
 }
 
 fn alias_not_found(alias_arn: &str) -> KmsError {

@@ -34,7 +34,10 @@ pub async fn run(
     let router = Router::new("policy")
         .route::<op::PutPolicy, _, _>(|s: Arc<PolicyStore>, r| async move { s.put(r).await })
         .route::<op::GetPolicy, _, _>(|s: Arc<PolicyStore>, r| async move { s.get(r) })
-        .route::<op::ListPolicies, _, _>(|s: Arc<PolicyStore>, r| async move { s.list(r) });
+        .route::<op::ListPolicies, _, _>(|s: Arc<PolicyStore>, r| async move { s.list(r) })
+        .route::<op::DeletePolicies, _, _>(|s: Arc<PolicyStore>, r| async move {
+            s.delete_all(r).await
+        });
     kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await
 }
 
@@ -78,6 +81,20 @@ impl PolicyStore {
             .ok_or_else(|| KmsError::not_found("No such policy exists"))?;
         let document = String::from_utf8(stored.to_vec()).map_err(internal)?;
         Ok(wire::PolicyResponse { policy_name: r.policy_name, document })
+    }
+
+    /// Removes every policy of a key whose deletion is complete.
+    async fn delete_all(
+        &self,
+        r: wire::DeletePoliciesRequest,
+    ) -> KmsResult<wire::DeletePoliciesResponse> {
+        let prefix = format!("{}/", r.key_id);
+        for entry in self.policies.scan_prefix(prefix.as_bytes()) {
+            let (k, _) = entry.map_err(internal)?;
+            self.policies.remove(k).map_err(internal)?;
+        }
+        self.db.flush_async().await.map_err(internal)?;
+        Ok(wire::DeletePoliciesResponse {})
     }
 
     fn list(&self, r: wire::ListPoliciesRequest) -> KmsResult<wire::ListPoliciesResponse> {

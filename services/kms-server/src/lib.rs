@@ -5,6 +5,7 @@
 mod dev;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kms_bus::Bus;
 use tokio_util::sync::CancellationToken;
@@ -41,16 +42,23 @@ impl AllConfig {
 }
 
 /// Runs every service until `shutdown` is cancelled; if any stops with an error, the
-/// others are stopped too and the first error is returned.
+/// others are stopped too and the first error is returned. `clock` drives scheduled
+/// rotations and deletions (the system clock, or one a test moves).
 pub async fn run_all(
     config: AllConfig,
     bus: Bus,
     listener: tokio::net::TcpListener,
+    clock: Arc<dyn kms_core::Clock>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let stop = shutdown.clone();
-    tasks.spawn(kms_metadata::run(config.metadata, bus.clone(), stop.clone().cancelled_owned()));
+    tasks.spawn(kms_metadata::run_with_clock(
+        config.metadata,
+        bus.clone(),
+        clock,
+        stop.clone().cancelled_owned(),
+    ));
     tasks.spawn(kms_policy::run(config.policy, bus.clone(), stop.clone().cancelled_owned()));
     tasks.spawn(kms_crypto::run(config.crypto, bus.clone(), stop.clone().cancelled_owned()));
     tasks.spawn(kms_audit::run(config.audit, bus.clone(), stop.clone().cancelled_owned()));

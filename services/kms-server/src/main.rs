@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             );
             config.gateway.listen = listen;
             config.gateway.default_region = default_region;
+            config.metadata.scheduler_interval_ms = 60_000;
             let bus = kms_bus::Bus::connect(&nats_url, std::time::Duration::from_secs(5)).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -86,7 +87,8 @@ async fn main() -> anyhow::Result<()> {
                 kms_bus::shutdown_signal().await;
                 trigger.cancel();
             });
-            kms_server::run_all(config, bus, listener, shutdown).await
+            let clock = std::sync::Arc::new(kms_core::SystemClock);
+            kms_server::run_all(config, bus, listener, clock, shutdown).await
         }
     }
 }

@@ -146,6 +146,7 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
             caller: call.caller(),
             key_id: key_id.clone(),
             key_spec: spec.as_str().to_owned(),
+            material_version: 1,
         })
         .await?;
     call.call::<policy::PutPolicy>(&wire::PutPolicyRequest {
@@ -180,6 +181,9 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
         deletion_date_ms: None,
         pending_window_days: None,
         current_material_version: material.material_version,
+        rotation_enabled: false,
+        rotation_period_days: None,
+        next_rotation_date_ms: None,
     };
     kms_bus::key_to_wire(&domain, &mut record);
     let created = call

@@ -5,6 +5,7 @@ mod aliases;
 mod crypto;
 mod keys;
 mod policies;
+mod rotation;
 mod tags;
 
 use std::sync::Mutex;
@@ -121,6 +122,11 @@ pub(crate) async fn dispatch(call: &Call<'_>, name: &str, p: &Params) -> Option<
         "GetKeyPolicy" => policies::get_key_policy(call, p).await,
         "PutKeyPolicy" => policies::put_key_policy(call, p).await,
         "ListKeyPolicies" => policies::list_key_policies(call, p).await,
+        "EnableKeyRotation" => rotation::enable_key_rotation(call, p).await,
+        "DisableKeyRotation" => rotation::disable_key_rotation(call, p).await,
+        "GetKeyRotationStatus" => rotation::get_key_rotation_status(call, p).await,
+        "RotateKeyOnDemand" => rotation::rotate_key_on_demand(call, p).await,
+        "ListKeyRotations" => rotation::list_key_rotations(call, p).await,
         _ => return None,
     };
     Some(result)
@@ -136,6 +142,8 @@ pub(crate) fn is_read_only(name: &str) -> bool {
             | "ListResourceTags"
             | "GetKeyPolicy"
             | "ListKeyPolicies"
+            | "GetKeyRotationStatus"
+            | "ListKeyRotations"
             | "Encrypt"
             | "Decrypt"
             | "ReEncrypt"

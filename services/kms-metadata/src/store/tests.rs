@@ -53,7 +53,7 @@ fn resolve(store: &MetadataStore, account: &str, region: &str, key_ref: &str) ->
 
 fn open() -> (tempfile::TempDir, MetadataStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = MetadataStore::open(dir.path()).unwrap();
+    let store = MetadataStore::open(dir.path(), Arc::new(kms_core::SystemClock)).unwrap();
     (dir, store)
 }
 
@@ -197,7 +197,7 @@ async fn state_changes_persist_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let id;
     {
-        let store = MetadataStore::open(dir.path()).unwrap();
+        let store = MetadataStore::open(dir.path(), Arc::new(kms_core::SystemClock)).unwrap();
         id = create(&store, A, "us-east-1").await;
         let change = |c| wire::ChangeKeyStateRequest {
             caller: ctx(A, "us-east-1"),
@@ -219,11 +219,101 @@ async fn state_changes_persist_across_reopen() {
             store.change_key_state(change(Change::ScheduleDeletionDays(3))).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidState);
     }
-    let store = MetadataStore::open(dir.path()).unwrap();
+    let store = MetadataStore::open(dir.path(), Arc::new(kms_core::SystemClock)).unwrap();
     let k = store
         .resolve_key(wire::ResolveKeyRequest { caller: ctx(A, "us-east-1"), key_ref: id.clone() })
         .unwrap()
         .key
         .unwrap();
     assert_eq!(k.key_state, "PendingDeletion");
+}
+
+#[tokio::test]
+async fn rotation_settings_records_and_limits() {
+    let clock = kms_core::ManualClock::starting_now();
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetadataStore::open(dir.path(), Arc::new(clock.clone())).unwrap();
+    let id = create(&store, A, "us-east-1").await;
+    let set = |enabled, days| wire::SetKeyRotationRequest {
+        caller: ctx(A, "us-east-1"),
+        key_id: id.clone(),
+        enabled,
+        rotation_period_days: days,
+    };
+    let k = store.set_key_rotation(set(true, 90)).await.unwrap().key.unwrap();
+    assert!(k.rotation_enabled);
+    assert_eq!(k.next_rotation_date_ms, Some(clock.now_ms() + 90 * schedule::DAY_MS));
+    assert_eq!(
+        store.set_key_rotation(set(true, 89)).await.unwrap_err().code,
+        ErrorCode::Validation
+    );
+    assert!(store.due().unwrap().is_empty());
+    clock.advance_ms(90 * schedule::DAY_MS);
+    let due = store.due().unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1, Due::Rotate);
+
+    let record = |version, kind: &str| wire::RecordRotationRequest {
+        caller: ctx(A, "us-east-1"),
+        key_id: id.clone(),
+        material_version: version,
+        rotation_type: kind.into(),
+    };
+    let k = store.record_rotation(record(2, "AUTOMATIC")).await.unwrap().key.unwrap();
+    assert_eq!(k.current_material_version, 2);
+    assert_eq!(k.next_rotation_date_ms, Some(clock.now_ms() + 90 * schedule::DAY_MS));
+    assert!(store.due().unwrap().is_empty(), "the schedule moved on");
+    let again = store.record_rotation(record(2, "AUTOMATIC")).await.unwrap().key.unwrap();
+    assert_eq!(again.rotations.len(), 1, "a retried record changes nothing");
+    for v in 3..3 + schedule::MAX_ON_DEMAND_ROTATIONS as u32 {
+        store.record_rotation(record(v, "ON_DEMAND")).await.unwrap();
+    }
+    let over = store.record_rotation(record(100, "ON_DEMAND")).await.unwrap_err();
+    assert_eq!(over.code, ErrorCode::LimitExceeded);
+    let k = store.set_key_rotation(set(false, 0)).await.unwrap().key.unwrap();
+    assert!(!k.rotation_enabled && k.next_rotation_date_ms.is_none());
+}
+
+#[tokio::test]
+async fn deletion_removes_the_key_and_its_aliases_only_when_due() {
+    let clock = kms_core::ManualClock::starting_now();
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetadataStore::open(dir.path(), Arc::new(clock.clone())).unwrap();
+    let id = create(&store, A, "us-east-1").await;
+    let keep = create(&store, A, "us-east-1").await;
+    for (name, target) in [("alias/doomed", &id), ("alias/kept", &keep)] {
+        let r = wire::AliasRequest {
+            caller: ctx(A, "us-east-1"),
+            alias_name: name.into(),
+            target_key_id: target.clone(),
+        };
+        store.create_alias(r).await.unwrap();
+    }
+    let change = wire::ChangeKeyStateRequest {
+        caller: ctx(A, "us-east-1"),
+        key_id: id.clone(),
+        change: Some(Change::ScheduleDeletionDays(7)),
+    };
+    store.change_key_state(change).await.unwrap();
+    clock.advance_ms(7 * schedule::DAY_MS - 1);
+    assert!(store.due().unwrap().is_empty(), "not a millisecond early");
+    assert!(!store.remove_deleted_key(&id).await.unwrap());
+    clock.advance_ms(1);
+    assert_eq!(store.due().unwrap().len(), 1);
+    assert!(store.remove_deleted_key(&id).await.unwrap());
+    assert_eq!(resolve(&store, A, "us-east-1", &id).unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(
+        resolve(&store, A, "us-east-1", "alias/doomed").unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    assert_eq!(resolve(&store, A, "us-east-1", "alias/kept").unwrap(), keep);
+    let listed = store
+        .list_keys(wire::ListKeysRequest {
+            caller: ctx(A, "us-east-1"),
+            limit: 10,
+            marker: String::new(),
+        })
+        .unwrap();
+    assert_eq!(listed.keys.len(), 1);
+    assert!(!store.remove_deleted_key(&id).await.unwrap(), "removing twice is a no-op");
 }

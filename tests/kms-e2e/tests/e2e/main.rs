@@ -17,5 +17,6 @@ mod auth;
 mod crypto;
 mod durability;
 mod keys;
+mod lifecycle;
 mod policies;
 mod tenancy;

@@ -29,6 +29,8 @@ pub(crate) struct Sandbox {
     pub(crate) endpoint: String,
     port: u16,
     keys: Vec<AccessKey>,
+    /// The clock of scheduled rotations and deletions; tests move it.
+    pub(crate) clock: kms_core::ManualClock,
     running: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
 }
 
@@ -61,8 +63,15 @@ impl Sandbox {
                 secret: k.secret_access_key.to_string(),
             })
             .collect();
-        let mut sandbox =
-            Self { nats, data, endpoint: String::new(), port: 0, keys, running: None };
+        let mut sandbox = Self {
+            nats,
+            data,
+            endpoint: String::new(),
+            port: 0,
+            keys,
+            clock: kms_core::ManualClock::starting_now(),
+            running: None,
+        };
         sandbox.launch().await;
         sandbox
     }
@@ -85,7 +94,9 @@ impl Sandbox {
             .await
             .expect("bus connects");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(kms_server::run_all(config, bus, listener, shutdown.clone()));
+        let clock = std::sync::Arc::new(self.clock.clone());
+        let task =
+            tokio::spawn(kms_server::run_all(config, bus, listener, clock, shutdown.clone()));
         self.running = Some((shutdown, task));
         self.wait_ready().await;
     }

@@ -24,6 +24,9 @@ pub fn error_to_wire(err: &KmsError) -> ServiceError {
         ErrorCode::InvalidKeyUsage => Wire::InvalidKeyUsage,
         ErrorCode::UnsupportedOperation => Wire::UnsupportedOperation,
         ErrorCode::NotAuthorized => Wire::NotAuthorized,
+        ErrorCode::IncorrectKeyMaterial => Wire::IncorrectKeyMaterial,
+        ErrorCode::InvalidImportToken => Wire::InvalidImportToken,
+        ErrorCode::ExpiredImportToken => Wire::ExpiredImportToken,
         // Protocol-level codes are the gateway's own; a service never sends them.
         ErrorCode::UnknownOperation | ErrorCode::Serialization => Wire::Internal,
     };
@@ -51,6 +54,9 @@ pub fn error_from_wire(err: ServiceError) -> KmsError {
         Wire::InvalidKeyUsage => ErrorCode::InvalidKeyUsage,
         Wire::UnsupportedOperation => ErrorCode::UnsupportedOperation,
         Wire::NotAuthorized => ErrorCode::NotAuthorized,
+        Wire::IncorrectKeyMaterial => ErrorCode::IncorrectKeyMaterial,
+        Wire::InvalidImportToken => ErrorCode::InvalidImportToken,
+        Wire::ExpiredImportToken => ErrorCode::ExpiredImportToken,
     };
     if code == ErrorCode::Internal {
         // Internal details never leave through the gateway.
@@ -84,6 +90,9 @@ mod tests {
             ErrorCode::InvalidKeyUsage,
             ErrorCode::UnsupportedOperation,
             ErrorCode::NotAuthorized,
+            ErrorCode::IncorrectKeyMaterial,
+            ErrorCode::InvalidImportToken,
+            ErrorCode::ExpiredImportToken,
         ];
         for code in codes {
             let back = error_from_wire(error_to_wire(&KmsError::new(code, "m")));

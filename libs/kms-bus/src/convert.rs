@@ -26,6 +26,7 @@ pub fn key_from_wire(k: &wire::KeyRecord) -> Result<KeyRecord, KmsError> {
         rotation_enabled: k.rotation_enabled,
         rotation_period_days: k.rotation_period_days,
         next_rotation_date_ms: k.next_rotation_date_ms,
+        valid_to_ms: k.valid_to_ms,
     })
 }
 
@@ -48,6 +49,7 @@ pub fn key_to_wire(k: &KeyRecord, into: &mut wire::KeyRecord) {
     into.rotation_enabled = k.rotation_enabled;
     into.rotation_period_days = k.rotation_period_days;
     into.next_rotation_date_ms = k.next_rotation_date_ms;
+    into.valid_to_ms = k.valid_to_ms;
 }
 
 #[cfg(test)]
@@ -73,6 +75,7 @@ mod tests {
             rotation_enabled: true,
             rotation_period_days: Some(90),
             next_rotation_date_ms: Some(11),
+            valid_to_ms: Some(12),
         };
         let mut w = wire::KeyRecord::default();
         key_to_wire(&domain, &mut w);

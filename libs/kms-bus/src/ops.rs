@@ -48,6 +48,7 @@ pub mod metadata {
         ListResourceTags(ListTagsRequest) -> ListTagsResponse;
         SetKeyRotation(SetKeyRotationRequest) -> KeyResponse;
         RecordRotation(RecordRotationRequest) -> KeyResponse;
+        SetImportedMaterial(SetImportedMaterialRequest) -> KeyResponse;
     );
 }
 
@@ -61,6 +62,9 @@ pub mod crypto {
         GenerateDataKey(GenerateDataKeyRequest) -> GenerateDataKeyResponse;
         GenerateRandom(GenerateRandomRequest) -> GenerateRandomResponse;
         DestroyMaterial(DestroyMaterialRequest) -> DestroyMaterialResponse;
+        GetImportParameters(GetImportParametersRequest) -> GetImportParametersResponse;
+        ImportMaterial(ImportMaterialRequest) -> ImportMaterialResponse;
+        DeleteImportedMaterial(DeleteImportedMaterialRequest) -> DeleteImportedMaterialResponse;
     );
 }
 

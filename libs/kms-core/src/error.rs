@@ -25,6 +25,9 @@ pub enum ErrorCode {
     InvalidKeyUsage,
     UnsupportedOperation,
     NotAuthorized,
+    IncorrectKeyMaterial,
+    InvalidImportToken,
+    ExpiredImportToken,
     UnknownOperation,
     Serialization,
 }
@@ -52,6 +55,9 @@ impl ErrorCode {
             Self::InvalidKeyUsage => "InvalidKeyUsageException",
             Self::UnsupportedOperation => "UnsupportedOperationException",
             Self::NotAuthorized => "NotAuthorizedException",
+            Self::IncorrectKeyMaterial => "IncorrectKeyMaterialException",
+            Self::InvalidImportToken => "InvalidImportTokenException",
+            Self::ExpiredImportToken => "ExpiredImportTokenException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Serialization => "SerializationException",
         }

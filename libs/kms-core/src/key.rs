@@ -52,6 +52,7 @@ aws_enum!(
     /// Where a key's material came from.
     Origin {
         AwsKms => "AWS_KMS",
+        External => "EXTERNAL",
     }
 );
 
@@ -74,6 +75,8 @@ pub struct KeyRecord {
     pub rotation_enabled: bool,
     pub rotation_period_days: Option<i32>,
     pub next_rotation_date_ms: Option<i64>,
+    /// When imported material expires (origin EXTERNAL with KEY_MATERIAL_EXPIRES).
+    pub valid_to_ms: Option<i64>,
 }
 
 /// A requested state transition.
@@ -137,7 +140,9 @@ impl KeyRecord {
             (Usage::Cryptographic, KeyState::Disabled) => {
                 Err(KmsError::new(ErrorCode::Disabled, format!("{} is disabled.", self.arn)))
             }
-            (Usage::Modify, KeyState::Enabled | KeyState::Disabled) => Ok(()),
+            (Usage::Modify, KeyState::Enabled | KeyState::Disabled | KeyState::PendingImport) => {
+                Ok(())
+            }
             (Usage::Cryptographic | Usage::Modify, _) => Err(self.invalid_state()),
         }
     }
@@ -175,6 +180,7 @@ mod tests {
             rotation_enabled: false,
             rotation_period_days: None,
             next_rotation_date_ms: None,
+            valid_to_ms: None,
         }
     }
 

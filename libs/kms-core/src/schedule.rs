@@ -56,6 +56,8 @@ pub enum Due {
     Delete,
     /// Automatic rotation time has come.
     Rotate,
+    /// Imported material has reached its ValidTo: delete it, back to PendingImport.
+    ExpireMaterial,
 }
 
 /// The transition due for `key` at `now_ms`, if any. Deletion wins over rotation; a key
@@ -64,6 +66,11 @@ pub fn due(key: &KeyRecord, now_ms: i64) -> Option<Due> {
     match key.state {
         KeyState::PendingDeletion => {
             key.deletion_date_ms.filter(|date| now_ms >= *date).map(|_| Due::Delete)
+        }
+        KeyState::Enabled | KeyState::Disabled
+            if key.valid_to_ms.is_some_and(|valid_to| now_ms >= valid_to) =>
+        {
+            Some(Due::ExpireMaterial)
         }
         KeyState::Enabled if key.rotation_enabled => {
             key.next_rotation_date_ms.filter(|date| now_ms >= *date).map(|_| Due::Rotate)
@@ -95,6 +102,7 @@ mod tests {
             rotation_enabled: false,
             rotation_period_days: None,
             next_rotation_date_ms: None,
+            valid_to_ms: None,
         }
     }
 
@@ -124,6 +132,17 @@ mod tests {
         k.deletion_date_ms = Some(2_000);
         assert_eq!(due(&k, 1_000), None);
         assert_eq!(due(&k, 2_000), Some(Due::Delete));
+    }
+
+    #[test]
+    fn imported_material_expires_at_valid_to() {
+        let mut k = key(KeyState::Enabled);
+        k.origin = Origin::External;
+        k.valid_to_ms = Some(1_000);
+        assert_eq!(due(&k, 999), None);
+        assert_eq!(due(&k, 1_000), Some(Due::ExpireMaterial));
+        k.state = KeyState::PendingImport;
+        assert_eq!(due(&k, 2_000), None, "already without material");
     }
 
     #[test]

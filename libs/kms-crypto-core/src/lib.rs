@@ -6,8 +6,12 @@
 
 mod blob;
 mod context;
+mod import;
 mod material;
 
 pub use blob::{open, peek_header, seal, BlobHeader, InvalidCiphertext, BLOB_OVERHEAD};
 pub use context::canonical_context;
+pub use import::{
+    generate_wrapping_key, unwrap_imported, wrapping_key_bits, ImportError, WrappingAlgorithm,
+};
 pub use material::{random_bytes, KeyMaterial, RootKey, RootKeyError, UnwrapError};

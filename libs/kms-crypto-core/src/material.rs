@@ -111,6 +111,53 @@ impl RootKey {
     }
 }
 
+impl RootKey {
+    /// Seals any secret bytes at rest (import wrapping keys), bound to `label`.
+    pub fn seal_bytes(&self, label: &str, bytes: &[u8]) -> Result<Vec<u8>, UnwrapError> {
+        let nonce = random_bytes(12);
+        let cipher = Aes256Gcm::new_from_slice(self.0.expose()).map_err(|_| UnwrapError)?;
+        let sealed = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: bytes, aad: label.as_bytes() })
+            .map_err(|_| UnwrapError)?;
+        let mut out = nonce;
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    pub fn open_bytes(
+        &self,
+        label: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, UnwrapError> {
+        if sealed.len() < 12 + 16 {
+            return Err(UnwrapError);
+        }
+        let (nonce, body) = sealed.split_at(12);
+        let cipher = Aes256Gcm::new_from_slice(self.0.expose()).map_err(|_| UnwrapError)?;
+        cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: label.as_bytes() })
+            .map(Zeroizing::new)
+            .map_err(|_| UnwrapError)
+    }
+
+    /// A keyed fingerprint of material (HMAC-SHA-256 under a key derived from the root
+    /// key): lets the service recognise re-imported material without keeping it.
+    pub fn fingerprint(&self, key_id: &str, material: &KeyMaterial) -> Vec<u8> {
+        use hmac::{Hmac, Mac};
+        let derive = |data: &[u8], key: &[u8]| -> Vec<u8> {
+            match <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) {
+                Ok(mut mac) => {
+                    mac.update(data);
+                    mac.finalize().into_bytes().to_vec()
+                }
+                Err(_) => Vec::new(),
+            }
+        };
+        let fingerprint_key = Zeroizing::new(derive(b"kms-import-fingerprint-v1", self.0.expose()));
+        derive(&[key_id.as_bytes(), b"|", material.expose()].concat(), &fingerprint_key)
+    }
+}
+
 impl std::fmt::Debug for RootKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RootKey(<redacted>)")

@@ -80,6 +80,15 @@ pub async fn run(
         })
         .route::<op::DestroyMaterial, _, _>(|s: Arc<CryptoStore>, r| async move {
             s.destroy_material(r).await
+        })
+        .route::<op::GetImportParameters, _, _>(|s: Arc<CryptoStore>, r| async move {
+            s.get_import_parameters(r).await
+        })
+        .route::<op::ImportMaterial, _, _>(|s: Arc<CryptoStore>, r| async move {
+            s.import_material(r).await
+        })
+        .route::<op::DeleteImportedMaterial, _, _>(|s: Arc<CryptoStore>, r| async move {
+            s.delete_imported_material(r).await
         });
     kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await
 }

@@ -4,13 +4,19 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kms_core::{KmsError, KmsResult};
+use kms_core::{ErrorCode, KmsError, KmsResult};
 use kms_crypto_core::{self as cc, KeyMaterial, RootKey};
 use kms_proto::v1 as wire;
+use prost::Message;
 
 pub(crate) struct CryptoStore {
     db: sled::Db,
     materials: sled::Tree,
+    /// Import token → `ImportTokenRecord`.
+    import_tokens: sled::Tree,
+    /// Key id → keyed fingerprint of the material it imported, kept after the material
+    /// is deleted so that only the same material can come back.
+    fingerprints: sled::Tree,
     root: RootKey,
 }
 
@@ -36,7 +42,126 @@ impl CryptoStore {
     pub(crate) fn open(dir: &Path, root: RootKey) -> anyhow::Result<Self> {
         let db = sled::open(dir)
             .map_err(|e| anyhow::anyhow!("opening crypto store at {}: {e}", dir.display()))?;
-        Ok(Self { materials: db.open_tree("materials")?, db, root })
+        Ok(Self {
+            materials: db.open_tree("materials")?,
+            import_tokens: db.open_tree("import_tokens")?,
+            fingerprints: db.open_tree("fingerprints")?,
+            db,
+            root,
+        })
+    }
+
+    fn store_material(
+        &self,
+        account: &str,
+        key_id: &str,
+        version: u32,
+        material: &KeyMaterial,
+    ) -> KmsResult<Vec<u8>> {
+        let wrapped = self.root.wrap(account, key_id, version, material).map_err(internal)?;
+        let mut record = Vec::with_capacity(1 + account.len() + wrapped.len());
+        record.push(u8::try_from(account.len()).map_err(internal)?);
+        record.extend_from_slice(account.as_bytes());
+        record.extend_from_slice(&wrapped);
+        Ok(record)
+    }
+
+    /// A wrapping key and import token for `key_id` (GetParametersForImport).
+    pub(crate) async fn get_import_parameters(
+        &self,
+        r: wire::GetImportParametersRequest,
+    ) -> KmsResult<wire::GetImportParametersResponse> {
+        let caller = r.caller.ok_or_else(|| KmsError::validation("missing caller context"))?;
+        let algorithm = cc::WrappingAlgorithm::parse(&r.wrapping_algorithm)
+            .ok_or_else(|| KmsError::validation("unsupported wrapping algorithm"))?;
+        let bits = cc::wrapping_key_bits(&r.wrapping_key_spec)
+            .ok_or_else(|| KmsError::validation("unsupported wrapping key spec"))?;
+        let (private, public) =
+            tokio::task::spawn_blocking(move || cc::generate_wrapping_key(bits))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
+        let label = format!("import-token|{}", r.key_id);
+        let record = wire::ImportTokenRecord {
+            key_id: r.key_id,
+            account: caller.account,
+            wrapping_algorithm: algorithm.as_str().to_owned(),
+            sealed_private_key: self.root.seal_bytes(&label, &private).map_err(internal)?,
+            valid_to_ms: r.valid_to_ms,
+        };
+        let token = cc::random_bytes(32);
+        self.import_tokens.insert(token.as_slice(), record.encode_to_vec()).map_err(internal)?;
+        self.db.flush_async().await.map_err(internal)?;
+        Ok(wire::GetImportParametersResponse { import_token: token, public_key: public })
+    }
+
+    /// Unwraps imported material and makes it version 1 (ImportKeyMaterial).
+    pub(crate) async fn import_material(
+        &self,
+        r: wire::ImportMaterialRequest,
+    ) -> KmsResult<wire::ImportMaterialResponse> {
+        let invalid_token = || {
+            KmsError::new(
+                ErrorCode::InvalidImportToken,
+                "The import token is not valid for this key.",
+            )
+        };
+        let stored =
+            self.import_tokens.get(&r.import_token).map_err(internal)?.ok_or_else(invalid_token)?;
+        let token = wire::ImportTokenRecord::decode(stored.as_ref()).map_err(internal)?;
+        if token.key_id != r.key_id {
+            return Err(invalid_token());
+        }
+        if r.now_ms > token.valid_to_ms {
+            return Err(KmsError::new(
+                ErrorCode::ExpiredImportToken,
+                "The import token has expired.",
+            ));
+        }
+        let algorithm =
+            cc::WrappingAlgorithm::parse(&token.wrapping_algorithm).ok_or_else(invalid_token)?;
+        let private = self
+            .root
+            .open_bytes(&format!("import-token|{}", token.key_id), &token.sealed_private_key)
+            .map_err(internal)?;
+        let encrypted = r.encrypted_key_material;
+        let plain = tokio::task::spawn_blocking(move || {
+            cc::unwrap_imported(algorithm, &private, &encrypted)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(|_| KmsError::invalid_ciphertext())?;
+        let material = KeyMaterial::from_bytes(&plain).ok_or_else(|| {
+            KmsError::validation("Imported key material for a symmetric key must be 256 bits.")
+        })?;
+        let fingerprint = self.root.fingerprint(&token.key_id, &material);
+        if let Some(previous) = self.fingerprints.get(token.key_id.as_bytes()).map_err(internal)? {
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(previous.as_ref(), fingerprint.as_slice()))
+            {
+                return Err(KmsError::new(
+                    ErrorCode::IncorrectKeyMaterial,
+                    "The key material is not the material previously imported into this key.",
+                ));
+            }
+        }
+        let record = self.store_material(&token.account, &token.key_id, 1, &material)?;
+        self.fingerprints.insert(token.key_id.as_bytes(), fingerprint).map_err(internal)?;
+        self.materials
+            .insert(material_key(&token.key_id, 1).as_bytes(), record)
+            .map_err(internal)?;
+        self.db.flush_async().await.map_err(internal)?;
+        Ok(wire::ImportMaterialResponse {})
+    }
+
+    /// Deletes imported material (DeleteImportedKeyMaterial, or its expiry); the
+    /// fingerprint stays.
+    pub(crate) async fn delete_imported_material(
+        &self,
+        r: wire::DeleteImportedMaterialRequest,
+    ) -> KmsResult<wire::DeleteImportedMaterialResponse> {
+        self.materials.remove(material_key(&r.key_id, 1).as_bytes()).map_err(internal)?;
+        self.db.flush_async().await.map_err(internal)?;
+        Ok(wire::DeleteImportedMaterialResponse {})
     }
 
     /// Creates one version of a key's material (1 for a new key, the next one for a
@@ -51,14 +176,8 @@ impl CryptoStore {
             return Err(KmsError::validation("key id must be a UUID"));
         }
         let version = r.material_version.max(1);
-        let wrapped = self
-            .root
-            .wrap(&caller.account, &r.key_id, version, &KeyMaterial::generate())
-            .map_err(internal)?;
-        let mut record = Vec::with_capacity(1 + caller.account.len() + wrapped.len());
-        record.push(u8::try_from(caller.account.len()).map_err(internal)?);
-        record.extend_from_slice(caller.account.as_bytes());
-        record.extend_from_slice(&wrapped);
+        let record =
+            self.store_material(&caller.account, &r.key_id, version, &KeyMaterial::generate())?;
         let key = material_key(&r.key_id, version);
         // Insert only if absent: never overwrite material.
         let _ = self
@@ -101,6 +220,7 @@ impl CryptoStore {
             self.materials.remove(k).map_err(internal)?;
             destroyed += 1;
         }
+        self.fingerprints.remove(r.key_id.as_bytes()).map_err(internal)?;
         self.db.flush_async().await.map_err(internal)?;
         Ok(wire::DestroyMaterialResponse { versions_destroyed: destroyed })
     }
@@ -181,7 +301,6 @@ pub(crate) fn generate_random(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kms_core::ErrorCode;
 
     const A: &str = "111122223333";
 
@@ -367,6 +486,104 @@ mod tests {
         for blob in [v1, v2] {
             assert_eq!(decrypt(&store, blob, &[]).unwrap_err().code, ErrorCode::InvalidCiphertext);
         }
+    }
+
+    async fn import_params(
+        store: &CryptoStore,
+        key: &str,
+        valid_to_ms: i64,
+    ) -> (Vec<u8>, rsa::RsaPublicKey) {
+        use rsa::pkcs8::DecodePublicKey;
+        let p = store
+            .get_import_parameters(wire::GetImportParametersRequest {
+                caller: caller(),
+                key_id: key.into(),
+                wrapping_algorithm: "RSAES_OAEP_SHA_256".into(),
+                wrapping_key_spec: "RSA_2048".into(),
+                valid_to_ms,
+                now_ms: 0,
+            })
+            .await
+            .unwrap();
+        (p.import_token, rsa::RsaPublicKey::from_public_key_der(&p.public_key).unwrap())
+    }
+
+    fn wrap(public: &rsa::RsaPublicKey, material: &[u8]) -> Vec<u8> {
+        public.encrypt(&mut rand::rngs::OsRng, rsa::Oaep::new::<sha2::Sha256>(), material).unwrap()
+    }
+
+    #[tokio::test]
+    async fn imported_material_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CryptoStore::open(dir.path(), root(&RootKey::generate_hex())).unwrap();
+        let key = uuid::Uuid::new_v4().to_string();
+        let import = |token: Vec<u8>, encrypted: Vec<u8>, now_ms| wire::ImportMaterialRequest {
+            caller: caller(),
+            key_id: key.clone(),
+            import_token: token,
+            encrypted_key_material: encrypted,
+            now_ms,
+        };
+        let (token, public) = import_params(&store, &key, 1_000).await;
+        let material = [9u8; 32];
+        let code = |r: KmsResult<wire::ImportMaterialResponse>| r.unwrap_err().code;
+        assert_eq!(
+            code(
+                store.import_material(import(token.clone(), wrap(&public, &material), 1_001)).await
+            ),
+            ErrorCode::ExpiredImportToken
+        );
+        assert_eq!(
+            code(store.import_material(import(vec![1; 32], wrap(&public, &material), 0)).await),
+            ErrorCode::InvalidImportToken
+        );
+        assert_eq!(
+            code(store.import_material(import(token.clone(), vec![0; 256], 0)).await),
+            ErrorCode::InvalidCiphertext
+        );
+        assert_eq!(
+            code(store.import_material(import(token.clone(), wrap(&public, &[1u8; 16]), 0)).await),
+            ErrorCode::Validation
+        );
+        store.import_material(import(token.clone(), wrap(&public, &material), 0)).await.unwrap();
+        let blob = encrypt(&store, &key, b"byok", &[]);
+        assert_eq!(decrypt(&store, blob.clone(), &[]).unwrap(), b"byok");
+
+        store
+            .delete_imported_material(wire::DeleteImportedMaterialRequest {
+                caller: caller(),
+                key_id: key.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            decrypt(&store, blob.clone(), &[]).unwrap_err().code,
+            ErrorCode::InvalidCiphertext
+        );
+        assert_eq!(
+            code(store.import_material(import(token.clone(), wrap(&public, &[8u8; 32]), 0)).await),
+            ErrorCode::IncorrectKeyMaterial
+        );
+        store.import_material(import(token.clone(), wrap(&public, &material), 0)).await.unwrap();
+        assert_eq!(
+            decrypt(&store, blob, &[]).unwrap(),
+            b"byok",
+            "the same material brings old ciphertexts back"
+        );
+
+        let other = uuid::Uuid::new_v4().to_string();
+        let foreign = wire::ImportMaterialRequest {
+            caller: caller(),
+            key_id: other,
+            import_token: token,
+            encrypted_key_material: wrap(&public, &material),
+            now_ms: 0,
+        };
+        assert_eq!(
+            code(store.import_material(foreign).await),
+            ErrorCode::InvalidImportToken,
+            "tokens are bound to their key"
+        );
     }
 
     #[tokio::test]

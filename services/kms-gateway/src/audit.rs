@@ -26,6 +26,7 @@ const RECORDED_MEMBERS: &[&str] = &[
     "EncryptionContext",
     "EndTime",
     "EventCategory",
+    "ExpirationModel",
     "GrantTokens",
     "KeyId",
     "KeySpec",
@@ -49,6 +50,9 @@ const RECORDED_MEMBERS: &[&str] = &[
     "TagKeys",
     "Tags",
     "TargetKeyId",
+    "ValidTo",
+    "WrappingAlgorithm",
+    "WrappingKeySpec",
 ];
 
 /// The allow-listed members of a request or response object, with CloudTrail's

@@ -99,6 +99,9 @@ pub async fn run_with_clock(
         })
         .route::<op::RecordRotation, _, _>(|s: Arc<MetadataStore>, r| async move {
             s.record_rotation(r).await
+        })
+        .route::<op::SetImportedMaterial, _, _>(|s: Arc<MetadataStore>, r| async move {
+            s.set_imported_material(r).await
         });
     let served = kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await;
     let _ = stop_scheduler.send(true);

@@ -33,6 +33,7 @@ pub(crate) async fn run(
                     let outcome = match transition {
                         Due::Rotate => rotate(&store, &bus, clock.as_ref(), &key).await,
                         Due::Delete => delete(&store, &bus, clock.as_ref(), &key).await,
+                        Due::ExpireMaterial => expire(&store, &bus, clock.as_ref(), &key).await,
                     };
                     if let Err(e) = outcome {
                         tracing::warn!(key_id = %key.key_id, ?transition, error = %e, "scheduled transition failed; will retry");
@@ -114,6 +115,38 @@ async fn delete(
     if store.remove_deleted_key(&key.key_id).await? {
         tracing::info!(key_id = %key.key_id, "key deleted at the end of its waiting period");
     }
+    Ok(())
+}
+
+/// Imported material reached its ValidTo: delete it; the key waits for a re-import.
+async fn expire(
+    store: &MetadataStore,
+    bus: &Bus,
+    clock: &dyn Clock,
+    key: &wire::KeyRecord,
+) -> KmsResult<()> {
+    let caller = owner(key);
+    let ctx = CallContext { request_id: caller.request_id.clone() };
+    bus.call::<crypto::DeleteImportedMaterial>(
+        &ctx,
+        &wire::DeleteImportedMaterialRequest {
+            caller: Some(caller.clone()),
+            key_id: key.key_id.clone(),
+        },
+    )
+    .await?;
+    let seed = format!("expire/{}/{}", key.key_id, key.valid_to_ms.unwrap_or_default());
+    publish(bus, clock, key, "DeleteExpiredKeyMaterial", &seed).await?;
+    store
+        .set_imported_material(wire::SetImportedMaterialRequest {
+            caller: Some(caller),
+            key_id: key.key_id.clone(),
+            present: false,
+            expiration_model: String::new(),
+            valid_to_ms: None,
+        })
+        .await?;
+    tracing::info!(key_id = %key.key_id, "imported key material expired");
     Ok(())
 }
 

@@ -468,6 +468,41 @@ impl MetadataStore {
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
+    /// Records imported material arriving (the key becomes Enabled, from PendingImport)
+    /// or going (deleted or expired: back to PendingImport).
+    pub(crate) async fn set_imported_material(
+        &self,
+        r: wire::SetImportedMaterialRequest,
+    ) -> KmsResult<wire::KeyResponse> {
+        let c = caller(&r.caller)?;
+        let _guard = self.write_lock.lock().await;
+        let mut stored = self.scoped_key(c, &r.key_id)?;
+        let mut key = key_from_wire(&stored)?;
+        if key.origin != kms_core::Origin::External {
+            return Err(KmsError::new(
+                ErrorCode::UnsupportedOperation,
+                format!("{} does not have imported key material.", key.arn),
+            ));
+        }
+        key.check_usable(Usage::Modify)?;
+        if r.present {
+            if key.state == kms_core::KeyState::PendingImport {
+                key.state = kms_core::KeyState::Enabled;
+            }
+            key.valid_to_ms = r.valid_to_ms;
+            stored.expiration_model = r.expiration_model;
+            key.current_material_version = 1;
+        } else {
+            key.state = kms_core::KeyState::PendingImport;
+            key.valid_to_ms = None;
+            stored.expiration_model = String::new();
+        }
+        key_to_wire(&key, &mut stored);
+        self.save_key(&stored)?;
+        self.flush().await?;
+        Ok(wire::KeyResponse { key: Some(stored) })
+    }
+
     /// Keys for which time has made a transition due, with the transition.
     pub(crate) fn due(&self) -> KmsResult<Vec<(wire::KeyRecord, Due)>> {
         let now = self.clock.now_ms();

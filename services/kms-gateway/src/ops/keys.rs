@@ -52,6 +52,12 @@ pub(super) fn key_metadata(k: &wire::KeyRecord) -> Value {
     if let (Some(days), Some(obj)) = (k.pending_window_days, m.as_object_mut()) {
         obj.insert("PendingDeletionWindowInDays".into(), json!(days));
     }
+    if let (false, Some(obj)) = (k.expiration_model.is_empty(), m.as_object_mut()) {
+        obj.insert("ExpirationModel".into(), json!(k.expiration_model));
+    }
+    if let (Some(valid_to), Some(obj)) = (k.valid_to_ms, m.as_object_mut()) {
+        obj.insert("ValidTo".into(), epoch_seconds(valid_to));
+    }
     m
 }
 
@@ -141,14 +147,19 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
     call.touch(&arn);
     // Material and policy first: the key becomes visible only when metadata records it,
     // so a failure part-way leaves nothing a caller can see.
-    let material = call
-        .call::<crypto_op::CreateMaterial>(&wire::CreateMaterialRequest {
+    // A key for imported material has none until ImportKeyMaterial.
+    let material_version = if origin == Origin::External {
+        0
+    } else {
+        call.call::<crypto_op::CreateMaterial>(&wire::CreateMaterialRequest {
             caller: call.caller(),
             key_id: key_id.clone(),
             key_spec: spec.as_str().to_owned(),
             material_version: 1,
         })
-        .await?;
+        .await?
+        .material_version
+    };
     call.call::<policy::PutPolicy>(&wire::PutPolicyRequest {
         caller: call.caller(),
         key_id: key_id.clone(),
@@ -163,7 +174,7 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
         arn,
         creation_date_ms: now_ms(),
         description,
-        current_material_version: material.material_version,
+        current_material_version: material_version,
         tags: tags.into_iter().map(|(key, value)| wire::Tag { key, value }).collect(),
         ..Default::default()
     };
@@ -174,16 +185,17 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
         arn: record.arn.clone(),
         creation_date_ms: record.creation_date_ms,
         description: record.description.clone(),
-        state: KeyState::Enabled,
+        state: if origin == Origin::External { KeyState::PendingImport } else { KeyState::Enabled },
         spec,
         usage,
         origin,
         deletion_date_ms: None,
         pending_window_days: None,
-        current_material_version: material.material_version,
+        current_material_version: material_version,
         rotation_enabled: false,
         rotation_period_days: None,
         next_rotation_date_ms: None,
+        valid_to_ms: None,
     };
     kms_bus::key_to_wire(&domain, &mut record);
     let created = call

@@ -3,6 +3,7 @@
 
 mod aliases;
 mod crypto;
+mod import;
 mod keys;
 mod policies;
 mod rotation;
@@ -127,6 +128,9 @@ pub(crate) async fn dispatch(call: &Call<'_>, name: &str, p: &Params) -> Option<
         "GetKeyRotationStatus" => rotation::get_key_rotation_status(call, p).await,
         "RotateKeyOnDemand" => rotation::rotate_key_on_demand(call, p).await,
         "ListKeyRotations" => rotation::list_key_rotations(call, p).await,
+        "GetParametersForImport" => import::get_parameters_for_import(call, p).await,
+        "ImportKeyMaterial" => import::import_key_material(call, p).await,
+        "DeleteImportedKeyMaterial" => import::delete_imported_key_material(call, p).await,
         _ => return None,
     };
     Some(result)

@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 mod crypto;
 mod durability;
+mod import;
 mod keys;
 mod lifecycle;
 mod policies;

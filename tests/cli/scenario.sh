@@ -1,251 +1,562 @@
 #!/usr/bin/env bash
-# End-to-end scenario with the real `aws` CLI, following the CLI commands of the seed
-# documents: keys, aliases, encryption with encryption context, data keys, re-encryption,
-# enable/disable, tags, policies, scheduled deletion, tenant isolation, authentication
-# failures and `aws cloudtrail lookup-events`. It starts its own nats-server and
-# kms-server on free ports in a temp directory and cleans up after itself.
+# End-to-end scenario with the real `aws` CLI, following the "AWS CLI Commands Reference"
+# of the seed document: keys, aliases, encryption with encryption context, re-encryption,
+# data keys, random bytes, enable/disable, descriptions, tags, key policies, scheduled
+# deletion, tenant isolation, authentication failures and `aws cloudtrail lookup-events`.
+#
+# Self-contained: starts nats-server and kms-server on free ports with everything under a
+# temp directory, removes it on exit, prints the server log when anything fails.
+#
+#   bash tests/cli/scenario.sh                  # uses `aws` on PATH, target/debug/kms-server
+#   AWS_CLI=.venv/bin/aws KMS_SERVER_BIN=... bash tests/cli/scenario.sh
+#
+# Every check appends one line to a results file, so checks may run in subshells and in
+# the parallel groups below; a failed check is reported and the run goes on. The last
+# line is "N passed, M failed"; the exit status is 1 if any check failed.
 set -euo pipefail
 
-BIN=${KMS_SERVER_BIN:-target/debug/kms-server}
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${KMS_SERVER_BIN:-$repo/target/debug/kms-server}
 AWS=${AWS_CLI:-aws}
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-work=$(mktemp -d)
-pids=()
+if [ ! -x "$BIN" ]; then
+  echo "kms-server binary not found at $BIN (build it with: cargo build -p kms-server)" >&2
+  exit 2
+fi
+command -v "$AWS" >/dev/null || { echo "aws CLI not found: $AWS" >&2; exit 2; }
+command -v nats-server >/dev/null || { echo "nats-server not found (apt-get install nats-server)" >&2; exit 2; }
+for tool in curl python3 base64 cmp; do
+  command -v "$tool" >/dev/null || { echo "$tool not found" >&2; exit 2; }
+done
+
+started=$(date +%s)
+work=$(mktemp -d "${TMPDIR:-/tmp}/kms-cli-scenario.XXXXXX")
+results=$work/results
+: >"$results"
+nats_pid=""
+server_pid=""
+group_pids=()
+bg_pids=()
+
+show_logs() {
+  local no_colour='s/\x1b\[[0-9;]*m//g'
+  echo "--- kms-server log (last 200 lines) ---" >&2
+  tail -n 200 "$work/server.log" 2>/dev/null | sed "$no_colour" >&2 || true
+  echo "--- nats-server log (last 20 lines) ---" >&2
+  tail -n 20 "$work/nats.log" 2>/dev/null | sed "$no_colour" >&2 || true
+}
+stop() { # pid: SIGTERM, up to 5 s to exit, then SIGKILL
+  [ -n "$1" ] || return 0
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  local status=$?
+  if [ "$status" -ne 0 ] && [ -z "${logs_shown:-}" ]; then show_logs; fi
+  for pid in ${group_pids[@]+"${group_pids[@]}"} ${bg_pids[@]+"${bg_pids[@]}"}; do
+    kill "$pid" 2>/dev/null || true # checks still running when interrupted
+  done
+  stop "$server_pid"
+  stop "$nats_pid"
   rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# --- checks -----------------------------------------------------------------------------
+# Progress goes to fd 3 (the script's stdout) so that checks inside $(...) print too.
+exec 3>&1
+pass() {
+  echo pass >>"$results"
+  echo "ok      $1" >&3
+}
+fail() {
+  echo fail >>"$results"
+  echo "FAILED  $1" >&3
+}
+expect_eq() { # label expected actual
+  if [ "$2" == "$3" ]; then pass "$1"; else fail "$1: expected [$2], got [$3]"; fi
+}
+expect_contains() { # label needle haystack
+  if [[ "$3" == *"$2"* ]]; then pass "$1"; else fail "$1: [$2] not in [${3:0:600}]"; fi
+}
+expect_not_contains() { # label needle haystack
+  if [ -n "$2" ] && [[ "$3" != *"$2"* ]]; then pass "$1"; else fail "$1: [$2] must not appear (or is empty)"; fi
+}
+expect_match() { # label extended-regex haystack
+  if [[ "$3" =~ $2 ]]; then pass "$1"; else fail "$1: /$2/ does not match [${3:0:600}]"; fi
+}
+expect_line() { # label line text   text has this exact line
+  if printf '%s\n' "$3" | grep -Fxq -- "$2"; then pass "$1"; else fail "$1: no line [$2] in [${3:0:600}]"; fi
+}
+expect_error() { # ErrorCode -- command...   the command fails and stderr names "(ErrorCode)"
+  local code=$1 err errf="$work/err.$BASHPID"
+  shift 2
+  local label
+  label="$code from $(printf '%s ' "${@:1:6}" | sed 's/SECRET_ACCESS_KEY=[^ ]*/SECRET_ACCESS_KEY=.../' | cut -c1-120)"
+  if "$@" >/dev/null 2>"$errf"; then
+    fail "$label: the call succeeded"
+  else
+    err=$(cat "$errf")
+    if [[ "$err" == *"($code)"* ]]; then pass "$label"; else fail "$label: got [${err}]"; fi
+  fi
+}
+run() { # command...   must succeed; prints its stdout (nothing if it failed)
+  local out errf="$work/err.$BASHPID"
+  if out=$("$@" 2>"$errf"); then
+    pass "${*:1:4}"
+    printf '%s\n' "$out"
+  else
+    fail "${*:1:4}: $(cat "$errf")"
+  fi
+}
+# Words of a text-output list, sorted and space-separated, for order-free comparison.
+words() { printf '%s\n' "$1" | tr -s '\t ' '\n\n' | sed '/^$/d' | sort | paste -sd' ' -; }
+b64file() { base64 --decode >"$1"; } # stdin base64 -> binary file (empty input -> empty file)
+size() { wc -c <"$1" | tr -d ' '; }
+# Concurrent calls: `cmd & bg_pids+=($!)`, then wait_bg (never a bare `wait`: the servers are children too).
+wait_bg() {
+  local pid
+  for pid in "${bg_pids[@]}"; do wait "$pid" || true; done
+  bg_pids=()
+}
+
+kms() { "$AWS" kms "$@"; }
+other() { "$AWS" --profile kms-dev-444455556666 "$@"; } # the second tenant
+trail() { "$AWS" cloudtrail lookup-events "$@"; }
+
+# --- start nats-server and kms-server ----------------------------------------------------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 nats_port=$(free_port)
 api_port=$(free_port)
+while [ "$api_port" == "$nats_port" ]; do api_port=$(free_port); done
+
 nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" >"$work/nats.log" 2>&1 &
-pids+=($!)
-"$BIN" dev-init --data-dir "$work/data" --endpoint "http://127.0.0.1:$api_port" --region us-east-1 >"$work/env.sh"
-# shellcheck disable=SC1091
-source "$work/env.sh"
-"$BIN" run --data-dir "$work/data" --nats-url "nats://127.0.0.1:$nats_port" \
-  --listen "127.0.0.1:$api_port" >"$work/server.log" 2>&1 &
-pids+=($!)
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL: $*" >&2
-}
-expect_eq() { # name expected actual
-  if [ "$2" == "$3" ]; then pass; else fail "$1: expected '$2', got '$3'"; fi
-}
-expect_contains() { # name needle haystack
-  if [[ "$3" == *"$2"* ]]; then pass; else fail "$1: '$2' not found in: ${3:0:400}"; fi
-}
-expect_absent() { # name needle haystack
-  if [[ "$3" != *"$2"* ]]; then pass; else fail "$1: '$2' must not appear"; fi
-}
-expect_error() { # name code command...
-  local name=$1 code=$2
-  shift 2
-  local err
-  if err=$("$@" 2>&1 >/dev/null); then
-    fail "$name: expected $code, the call succeeded"
-  elif [[ "$err" == *"($code)"* ]]; then
-    pass
-  else
-    fail "$name: expected $code, got: $err"
-  fi
-}
-kms() { "$AWS" kms "$@"; }
-
-# Ready when every service answers (a real call, polled; no fixed sleep).
-for _ in $(seq 1 300); do
-  if kms list-keys >/dev/null 2>&1 && kms generate-random --number-of-bytes 1 >/dev/null 2>&1 \
-    && "$AWS" cloudtrail lookup-events --max-results 1 >/dev/null 2>&1; then
-    break
-  fi
+nats_pid=$!
+ready=""
+for _ in $(seq 1 100); do # up to 10 s
+  if (exec 5<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null; then ready=1; break; fi
+  kill -0 "$nats_pid" 2>/dev/null || break
   sleep 0.1
 done
-kms list-keys >/dev/null || { cat "$work/server.log"; exit 1; }
+[ -n "$ready" ] || { echo "nats-server did not start" >&2; exit 1; }
+
+# Credentials must come from the dev profiles only, never from the caller's environment.
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
+export AWS_PAGER=""
+"$BIN" dev-init --data-dir "$work/data" --endpoint "http://127.0.0.1:$api_port" --region us-east-1 >"$work/env.sh"
+eval "$(cat "$work/env.sh")"
+
+"$BIN" run --data-dir "$work/data" --nats-url "nats://127.0.0.1:$nats_port" \
+  --listen "127.0.0.1:$api_port" >"$work/server.log" 2>&1 &
+server_pid=$!
+ready=""
+for _ in $(seq 1 300); do # up to 30 s
+  if [ "$(curl -sf "http://127.0.0.1:$api_port/healthz" 2>/dev/null)" == "ok" ]; then ready=1; break; fi
+  kill -0 "$server_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$ready" ] || { echo "kms-server did not become ready" >&2; exit 1; }
+# /healthz is the gateway; the services behind it subscribe concurrently: one real call.
+ready=""
+for _ in $(seq 1 20); do
+  if kms list-keys >/dev/null 2>&1; then ready=1; break; fi
+  sleep 0.2
+done
+[ -n "$ready" ] || { echo "kms-server does not answer ListKeys" >&2; exit 1; }
+echo "kms-server ready on port $api_port after $(($(date +%s) - started)) s"
 
 account=111122223333
+region=us-east-1
+access_key=$(awk -F' *= *' '/^\[/{s=($0=="[kms-dev]")} s && $1=="aws_access_key_id"{print $2}' "$AWS_SHARED_CREDENTIALS_FILE")
+secret_key=$(awk -F' *= *' '/^\[/{s=($0=="[kms-dev]")} s && $1=="aws_secret_access_key"{print $2}' "$AWS_SHARED_CREDENTIALS_FILE")
+wrong_secret=$( [ "${secret_key:0:1}" == x ] && echo "y${secret_key:1}" || echo "x${secret_key:1}")
+alias_arn() { echo "arn:aws:kms:$region:$account:alias/${1#alias/}"; }
 
-# --- keys ---------------------------------------------------------------------------
-key1=$(kms create-key --description "My application encryption key" --key-usage ENCRYPT_DECRYPT \
-  --origin AWS_KMS --query KeyMetadata.KeyId --output text)
-key2=$(kms create-key --description "Production database encryption key" --key-usage ENCRYPT_DECRYPT \
+# ========================================================================================
+# Setup shared by the groups below: four keys (created concurrently) and two aliases.
+# ========================================================================================
+plaintext="CLI-SCENARIO-PLAINTEXT-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s' "$plaintext" >"$work/plaintext.txt"
+: >"$work/secrets" # every secret value the service returned; none may appear in the audit trail
+
+echo "== create-key"
+run kms create-key --description "My application encryption key" --key-usage ENCRYPT_DECRYPT --origin AWS_KMS \
+  --query 'KeyMetadata.[KeyId,Arn]' --output text >"$work/key1" &
+bg_pids+=($!)
+run kms create-key --description "Production database encryption key" --key-usage ENCRYPT_DECRYPT \
   --tags TagKey=Environment,TagValue=Production TagKey=Application,TagValue=Database \
-  --query KeyMetadata.KeyId --output text)
-arn1="arn:aws:kms:us-east-1:$account:key/$key1"
-expect_eq "create-key state" "Enabled" "$(kms describe-key --key-id "$key1" --query KeyMetadata.KeyState --output text)"
-expect_eq "describe by arn" "$key1" "$(kms describe-key --key-id "$arn1" --query KeyMetadata.KeyId --output text)"
-expect_eq "tags at creation (sorted by key)" "Database	Production" \
-  "$(kms list-resource-tags --key-id "$key2" --query 'Tags[].TagValue' --output text)"
-expect_eq "list-keys" "2" "$(kms list-keys --query 'length(Keys)' --output text)"
-page=$(kms list-keys --limit 1 --query '[Truncated, length(Keys)]' --output text)
-expect_eq "list-keys --limit 1" "True	1" "$page"
-expect_error "describe unknown key" NotFoundException kms describe-key --key-id 00000000-1111-2222-3333-444444444444
+  --query 'KeyMetadata.[KeyId,Arn]' --output text >"$work/key2" &
+bg_pids+=($!)
+run kms create-key --description "Auto-rotating encryption key" --key-usage ENCRYPT_DECRYPT \
+  --query 'KeyMetadata.[KeyId,Arn]' --output text >"$work/key3" &
+bg_pids+=($!)
+run kms create-key --description "Key to delete" --query 'KeyMetadata.[KeyId,Arn]' --output text >"$work/key4" &
+bg_pids+=($!)
+wait_bg
+read -r key1 arn1 <"$work/key1" || true
+read -r key2 arn2 <"$work/key2" || true
+read -r key3 arn3 <"$work/key3" || true
+read -r key4 arn4 <"$work/key4" || true
+for k in 1 2 3 4; do
+  key_var=key$k arn_var=arn$k
+  expect_match "create-key #$k returns a key id" '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' "${!key_var:-}"
+  expect_eq "create-key #$k returns the key ARN" "arn:aws:kms:$region:$account:key/${!key_var:-}" "${!arn_var:-}"
+done
+run kms create-alias --alias-name alias/my-application-key --target-key-id "$key1" >/dev/null &
+bg_pids+=($!)
+run kms create-alias --alias-name alias/new-application-key --target-key-id "$key2" >/dev/null &
+bg_pids+=($!)
+# A ciphertext of account 1 for the cross-tenant check.
+run kms encrypt --key-id "$key1" --plaintext "fileb://$work/plaintext.txt" --query CiphertextBlob --output text \
+  | b64file "$work/first-tenant.bin" &
+bg_pids+=($!)
+wait_bg
 
-# --- aliases --------------------------------------------------------------------------
-kms create-alias --alias-name alias/my-application-key --target-key-id "$key1"
-expect_eq "describe by alias" "$key1" \
-  "$(kms describe-key --key-id alias/my-application-key --query KeyMetadata.KeyId --output text)"
-expect_eq "describe by alias arn" "$key1" \
-  "$(kms describe-key --key-id "arn:aws:kms:us-east-1:$account:alias/my-application-key" --query KeyMetadata.KeyId --output text)"
-expect_eq "list-aliases" "alias/my-application-key" "$(kms list-aliases --query 'Aliases[].AliasName' --output text)"
-expect_eq "list-aliases --key-id" "alias/my-application-key" \
-  "$(kms list-aliases --key-id "$key1" --query 'Aliases[].AliasName' --output text)"
-kms update-alias --alias-name alias/my-application-key --target-key-id "$key2"
-expect_eq "update-alias" "$key2" \
-  "$(kms describe-key --key-id alias/my-application-key --query KeyMetadata.KeyId --output text)"
-kms update-alias --alias-name alias/my-application-key --target-key-id "$key1"
-kms create-alias --alias-name alias/old-application-key --target-key-id "$key2"
-kms delete-alias --alias-name alias/old-application-key
-expect_error "deleted alias" NotFoundException kms describe-key --key-id alias/old-application-key
-expect_error "reserved alias" NotAuthorizedException kms create-alias --alias-name alias/aws/s3 --target-key-id "$key1"
-expect_error "alias without prefix" ValidationException kms create-alias --alias-name my-key --target-key-id "$key1"
-expect_error "duplicate alias" AlreadyExistsException \
-  kms create-alias --alias-name alias/my-application-key --target-key-id "$key2"
+# ========================================================================================
+# Groups of checks that touch disjoint state, run in parallel (awscli's start-up dominates
+# the run time). Each prints to its own log, shown in order once all are done.
+# ========================================================================================
+group_keys_and_aliases() {
+  echo "== describe-key, list-keys"
+  expect_eq "describe-key by id" "$key1 $arn1 Enabled True ENCRYPT_DECRYPT AWS_KMS SYMMETRIC_DEFAULT My application encryption key" \
+    "$(kms describe-key --key-id "$key1" --output text \
+      --query 'KeyMetadata.[KeyId,Arn,KeyState,Enabled,KeyUsage,Origin,KeySpec,Description]' | tr '\t' ' ')"
+  expect_eq "describe-key by ARN" "$key2	Production database encryption key" \
+    "$(kms describe-key --key-id "$arn2" --query 'KeyMetadata.[KeyId,Description]' --output text)"
+  expect_eq "describe-key by alias name" "$key1" \
+    "$(kms describe-key --key-id alias/my-application-key --query KeyMetadata.KeyId --output text)"
+  expect_eq "describe-key by alias ARN" "$key1" \
+    "$(kms describe-key --key-id "$(alias_arn my-application-key)" --query KeyMetadata.KeyId --output text)"
+  expect_eq "list-keys shows the four keys" "$(words "$key1=$arn1 $key2=$arn2 $key3=$arn3 $key4=$arn4")" \
+    "$(words "$(kms list-keys --query "Keys[].join('=', [KeyId,KeyArn])" --output text)")"
+  read -r truncated marker first <<<"$(kms list-keys --limit 1 --query '[Truncated,NextMarker,Keys[0].KeyId]' --output text)"
+  expect_eq "list-keys --limit 1 is truncated" "True" "${truncated:-}"
+  expect_match "list-keys --limit 1 has a NextMarker" '^[^[:space:]]+$' "${marker:-}"
+  rest=$(run kms list-keys --marker "${marker:-none}" --query 'Keys[].KeyId' --output text)
+  expect_eq "list-keys --marker NextMarker returns the other three keys" "$(words "$key1 $key2 $key3 $key4")" \
+    "$(words "${first:-} $rest")"
 
-# --- encrypt / decrypt ----------------------------------------------------------------
-secret="CLI-SCENARIO-SECRET-$RANDOM-$RANDOM"
-printf '%s' "$secret" >"$work/plaintext.txt"
-kms encrypt --key-id alias/my-application-key --plaintext "fileb://$work/plaintext.txt" \
-  --encryption-context Department=Finance,Purpose=Audit --query CiphertextBlob --output text \
-  | base64 --decode >"$work/encrypted.bin"
-kms decrypt --ciphertext-blob "fileb://$work/encrypted.bin" --encryption-context Department=Finance,Purpose=Audit \
-  --query Plaintext --output text | base64 --decode >"$work/decrypted.txt"
-if cmp -s "$work/plaintext.txt" "$work/decrypted.txt"; then pass; else fail "decrypt round trip"; fi
-expect_eq "decrypt names the key" "$arn1" "$(kms decrypt --ciphertext-blob "fileb://$work/encrypted.bin" \
-  --encryption-context Department=Finance,Purpose=Audit --query KeyId --output text)"
-expect_error "decrypt without context" InvalidCiphertextException kms decrypt --ciphertext-blob "fileb://$work/encrypted.bin"
-expect_error "decrypt with other context" InvalidCiphertextException \
-  kms decrypt --ciphertext-blob "fileb://$work/encrypted.bin" --encryption-context Department=Finance
-python3 - "$work/encrypted.bin" "$work/tampered.bin" <<'PY'
+  echo "== aliases"
+  run kms create-alias --alias-name alias/old-application-key --target-key-id "$key1" >/dev/null
+  expect_eq "list-aliases" "alias/my-application-key alias/new-application-key alias/old-application-key" \
+    "$(words "$(kms list-aliases --query "Aliases[?!starts_with(AliasName, 'alias/aws/')].AliasName" --output text)")"
+  expect_eq "list-aliases --key-id" "alias/my-application-key=$key1=$(alias_arn my-application-key) alias/old-application-key=$key1=$(alias_arn old-application-key)" \
+    "$(words "$(kms list-aliases --key-id "$key1" --query "Aliases[].join('=', [AliasName,TargetKeyId,AliasArn])" --output text)")"
+  run kms update-alias --alias-name alias/old-application-key --target-key-id "$key2" >/dev/null
+  expect_eq "update-alias retargets the alias" "$key2" \
+    "$(kms describe-key --key-id alias/old-application-key --query KeyMetadata.KeyId --output text)"
+  expect_eq "list-aliases --key-id after update-alias" "alias/new-application-key alias/old-application-key" \
+    "$(words "$(kms list-aliases --key-id "$key2" --query 'Aliases[].AliasName' --output text)")"
+  run kms delete-alias --alias-name alias/old-application-key >/dev/null
+  expect_error NotFoundException -- kms describe-key --key-id alias/old-application-key
+  expect_eq "list-aliases after delete-alias" "alias/my-application-key alias/new-application-key" \
+    "$(words "$(kms list-aliases --query "Aliases[?!starts_with(AliasName, 'alias/aws/')].AliasName" --output text)")"
+}
+
+group_crypto() {
+  echo "== encrypt, decrypt, re-encrypt"
+  # Encrypt without encryption context, decrypt round trip byte for byte.
+  run kms encrypt --key-id alias/my-application-key --plaintext "fileb://$work/plaintext.txt" \
+    --query CiphertextBlob --output text | b64file "$work/encrypted_data.bin"
+  run kms decrypt --ciphertext-blob "fileb://$work/encrypted_data.bin" --query Plaintext --output text \
+    | b64file "$work/decrypted_data.txt"
+  if [ -s "$work/decrypted_data.txt" ] && cmp -s "$work/plaintext.txt" "$work/decrypted_data.txt"; then
+    pass "decrypt round trip is byte-exact"
+  else
+    fail "decrypt round trip is byte-exact"
+  fi
+
+  # Encrypt with an encryption context.
+  run kms encrypt --key-id alias/my-application-key --plaintext "fileb://$work/plaintext.txt" \
+    --encryption-context Department=Finance,Purpose=Audit --query CiphertextBlob --output text \
+    | b64file "$work/encrypted.bin"
+  run kms decrypt --ciphertext-blob "fileb://$work/encrypted.bin" --encryption-context Department=Finance,Purpose=Audit \
+    --query Plaintext --output text | b64file "$work/decrypted.txt"
+  if [ -s "$work/decrypted.txt" ] && cmp -s "$work/plaintext.txt" "$work/decrypted.txt"; then
+    pass "decrypt with encryption context is byte-exact"
+  else
+    fail "decrypt with encryption context is byte-exact"
+  fi
+  expect_eq "decrypt names the key and algorithm" "$arn1	SYMMETRIC_DEFAULT" \
+    "$(kms decrypt --ciphertext-blob "fileb://$work/encrypted.bin" --encryption-context Purpose=Audit,Department=Finance \
+      --query '[KeyId,EncryptionAlgorithm]' --output text)"
+  expect_error InvalidCiphertextException -- kms decrypt --ciphertext-blob "fileb://$work/encrypted.bin"
+  expect_error InvalidCiphertextException -- kms decrypt --ciphertext-blob "fileb://$work/encrypted.bin" \
+    --encryption-context Department=Finance,Purpose=Other
+  python3 - "$work/encrypted.bin" "$work/tampered.bin" <<'PY'
 import sys
 data = bytearray(open(sys.argv[1], "rb").read())
-data[-5] ^= 0x01
+data[len(data) // 2 + 4] ^= 0x01  # one bit inside the sealed part
 open(sys.argv[2], "wb").write(data)
 PY
-expect_error "tampered ciphertext" InvalidCiphertextException \
-  kms decrypt --ciphertext-blob "fileb://$work/tampered.bin" --encryption-context Department=Finance,Purpose=Audit
-expect_error "decrypt with wrong key id" IncorrectKeyException kms decrypt --key-id "$key2" \
-  --ciphertext-blob "fileb://$work/encrypted.bin" --encryption-context Department=Finance,Purpose=Audit
-head -c 4097 /dev/zero >"$work/too-big.bin"
-expect_error "plaintext over 4096 bytes" ValidationException \
-  kms encrypt --key-id "$key1" --plaintext "fileb://$work/too-big.bin"
+  expect_error InvalidCiphertextException -- kms decrypt --ciphertext-blob "fileb://$work/tampered.bin" \
+    --encryption-context Department=Finance,Purpose=Audit
+  expect_error IncorrectKeyException -- kms decrypt --key-id "$key2" --ciphertext-blob "fileb://$work/encrypted.bin" \
+    --encryption-context Department=Finance,Purpose=Audit
+  expect_eq "decrypt with the right --key-id (alias)" "$arn1" \
+    "$(kms decrypt --key-id alias/my-application-key --ciphertext-blob "fileb://$work/encrypted.bin" \
+      --encryption-context Department=Finance,Purpose=Audit --query KeyId --output text)"
 
-# --- re-encrypt -----------------------------------------------------------------------
-kms re-encrypt --ciphertext-blob "fileb://$work/encrypted.bin" --source-encryption-context Department=Finance,Purpose=Audit \
-  --destination-key-id "$key2" --destination-encryption-context Department=Finance,Rotated=true \
-  --query CiphertextBlob --output text | base64 --decode >"$work/rotated.bin"
-expect_eq "re-encrypted plaintext" "$secret" "$(kms decrypt --ciphertext-blob "fileb://$work/rotated.bin" \
-  --encryption-context Department=Finance,Rotated=true --query Plaintext --output text | base64 --decode)"
+  # Re-encrypt under another key with a new encryption context.
+  expect_eq "re-encrypt source and destination" "$arn1 $arn2" \
+    "$(kms re-encrypt --ciphertext-blob "fileb://$work/encrypted.bin" --source-encryption-context Department=Finance,Purpose=Audit \
+      --destination-key-id alias/new-application-key --destination-encryption-context Department=Finance,Rotated=true \
+      --query '[SourceKeyId,KeyId]' --output text | tr '\t' ' ')"
+  run kms re-encrypt --ciphertext-blob "fileb://$work/encrypted.bin" --source-encryption-context Department=Finance,Purpose=Audit \
+    --destination-key-id alias/new-application-key --destination-encryption-context Department=Finance,Rotated=true \
+    --query CiphertextBlob --output text | b64file "$work/rotated.bin"
+  kms decrypt --ciphertext-blob "fileb://$work/rotated.bin" --encryption-context Department=Finance,Rotated=true \
+    --query Plaintext --output text 2>/dev/null | b64file "$work/rotated.txt" || true
+  if [ -s "$work/rotated.txt" ] && cmp -s "$work/plaintext.txt" "$work/rotated.txt"; then
+    pass "decrypt of the re-encrypted ciphertext"
+  else
+    fail "decrypt of the re-encrypted ciphertext"
+  fi
+  expect_error InvalidCiphertextException -- kms decrypt --ciphertext-blob "fileb://$work/rotated.bin" \
+    --encryption-context Department=Finance,Purpose=Audit
 
-# --- data keys and random bytes -------------------------------------------------------
-kms generate-data-key --key-id alias/my-application-key --key-spec AES_256 \
-  --encryption-context Application=MyApp,Environment=Production >"$work/datakey.json"
-data_key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Plaintext"])' "$work/datakey.json")
-expect_eq "data key length" "32" "$(printf '%s' "$data_key" | base64 --decode | wc -c | tr -d ' ')"
-python3 -c 'import json,sys,base64; open(sys.argv[2],"wb").write(base64.b64decode(json.load(open(sys.argv[1]))["CiphertextBlob"]))' \
-  "$work/datakey.json" "$work/datakey.bin"
-expect_eq "data key decrypts to itself" "$data_key" "$(kms decrypt --ciphertext-blob "fileb://$work/datakey.bin" \
-  --encryption-context Application=MyApp,Environment=Production --query Plaintext --output text)"
-expect_eq "number-of-bytes 32" "32" "$(kms generate-data-key --key-id alias/my-application-key --number-of-bytes 32 \
-  --query Plaintext --output text | base64 --decode | wc -c | tr -d ' ')"
-without=$(kms generate-data-key-without-plaintext --key-id alias/my-application-key --key-spec AES_256)
-expect_absent "without-plaintext has no Plaintext" '"Plaintext"' "$without"
-expect_contains "without-plaintext has a blob" '"CiphertextBlob"' "$without"
-kms generate-random --number-of-bytes 32 --query Plaintext --output text | base64 --decode >"$work/random_bytes.bin"
-expect_eq "generate-random" "32" "$(wc -c <"$work/random_bytes.bin" | tr -d ' ')"
-expect_error "generate-random 1025" ValidationException kms generate-random --number-of-bytes 1025
+}
 
-# --- enable / disable, description, tags ---------------------------------------------
-kms disable-key --key-id "$key1"
-expect_error "encrypt with disabled key" DisabledException kms encrypt --key-id "$key1" --plaintext "fileb://$work/plaintext.txt"
-kms enable-key --key-id alias/my-application-key
-kms encrypt --key-id "$key1" --plaintext "fileb://$work/plaintext.txt" >/dev/null && pass
-kms update-key-description --key-id "$key1" --description "renamed"
-expect_eq "update-key-description" "renamed" "$(kms describe-key --key-id "$key1" --query KeyMetadata.Description --output text)"
-kms tag-resource --key-id "$key1" --tags TagKey=CostCenter,TagValue=Engineering TagKey=Owner,TagValue=SecurityTeam
-expect_eq "tag-resource" "CostCenter Owner" "$(kms list-resource-tags --key-id "$key1" --query 'Tags[].TagKey' --output text | tr '\t' ' ')"
-kms untag-resource --key-id "$key1" --tag-keys CostCenter Owner
-expect_eq "untag-resource" "0" "$(kms list-resource-tags --key-id "$key1" --query 'length(Tags)' --output text)"
+group_data_keys() {
+  echo "== create-key tags, unknown keys, invalid aliases (no state change)"
+  expect_eq "tags given to create-key" "Application=Database Environment=Production" \
+    "$(words "$(kms list-resource-tags --key-id "$key2" --query "Tags[].join('=', [TagKey,TagValue])" --output text)")"
+  expect_error NotFoundException -- kms describe-key --key-id 1234abcd-12ab-34cd-56ef-1234567890ab
+  expect_error NotAuthorizedException -- kms create-alias --alias-name alias/aws/x --target-key-id "$key1"
+  expect_error ValidationException -- kms create-alias --alias-name my-application-key --target-key-id "$key1"
+  expect_error AlreadyExistsException -- kms create-alias --alias-name alias/my-application-key --target-key-id "$key2"
 
-# --- key policies ---------------------------------------------------------------------
-expect_contains "default policy" "arn:aws:iam::$account:root" "$(kms get-key-policy --key-id "$key1" --policy-name default --output text)"
-cat >"$work/key-policy.json" <<JSON
+  echo "== data keys and random bytes"
+  read -r dk_plain dk_blob <<<"$(run kms generate-data-key --key-id alias/my-application-key --key-spec AES_256 \
+    --query '[Plaintext,CiphertextBlob]' --output text)"
+  echo "${dk_plain:-}" >>"$work/secrets"
+  expect_eq "AES_256 data key is 32 bytes" "32" "$(printf '%s' "${dk_plain:-}" | base64 --decode | wc -c | tr -d ' ')"
+  printf '%s' "${dk_blob:-}" | b64file "$work/datakey.bin"
+  expect_eq "data key CiphertextBlob decrypts to its Plaintext" "${dk_plain:-missing}" \
+    "$(kms decrypt --ciphertext-blob "fileb://$work/datakey.bin" --query Plaintext --output text)"
+  dk32=$(run kms generate-data-key --key-id alias/my-application-key --number-of-bytes 32 --query Plaintext --output text)
+  echo "$dk32" >>"$work/secrets"
+  expect_eq "--number-of-bytes 32 data key is 32 bytes" "32" "$(printf '%s' "$dk32" | base64 --decode | wc -c | tr -d ' ')"
+  without=$(run kms generate-data-key-without-plaintext --key-id alias/my-application-key --key-spec AES_256 --output json)
+  expect_not_contains "generate-data-key-without-plaintext has no Plaintext" '"Plaintext"' "$without"
+  expect_contains "generate-data-key-without-plaintext has a CiphertextBlob" '"CiphertextBlob"' "$without"
+  run kms generate-random --number-of-bytes 32 --query Plaintext --output text >"$work/random.b64"
+  cat "$work/random.b64" >>"$work/secrets"
+  base64 --decode <"$work/random.b64" >"$work/random_bytes.bin" || true
+  expect_eq "generate-random --number-of-bytes 32" "32" "$(size "$work/random_bytes.bin")"
+  expect_error ValidationException -- kms generate-random --number-of-bytes 1025
+}
+
+group_key_management() {
+  echo "== disable-key / enable-key"
+  run kms disable-key --key-id "$key3" >/dev/null
+  expect_eq "disabled key state" "Disabled False" \
+    "$(kms describe-key --key-id "$key3" --query 'KeyMetadata.[KeyState,Enabled]' --output text | tr '\t' ' ')"
+  expect_error DisabledException -- kms encrypt --key-id "$key3" --plaintext "fileb://$work/plaintext.txt"
+  run kms enable-key --key-id "$key3" >/dev/null
+  expect_eq "encrypt works again after enable-key" "$arn3" \
+    "$(kms encrypt --key-id "$key3" --plaintext "fileb://$work/plaintext.txt" --query KeyId --output text)"
+
+  echo "== update-key-description, tags"
+  run kms update-key-description --key-id "$key3" --description "Renamed application key" >/dev/null
+  expect_eq "update-key-description" "Renamed application key" \
+    "$(kms describe-key --key-id "$key3" --query KeyMetadata.Description --output text)"
+  run kms tag-resource --key-id "$key3" --tags TagKey=CostCenter,TagValue=Engineering TagKey=Owner,TagValue=SecurityTeam >/dev/null
+  expect_eq "list-resource-tags after tag-resource" "CostCenter=Engineering Owner=SecurityTeam" \
+    "$(words "$(kms list-resource-tags --key-id "$key3" --query "Tags[].join('=', [TagKey,TagValue])" --output text)")"
+  run kms untag-resource --key-id "$key3" --tag-keys CostCenter Owner >/dev/null
+  expect_eq "list-resource-tags after untag-resource" "0" \
+    "$(kms list-resource-tags --key-id "$key3" --query 'length(Tags)' --output text)"
+
+  echo "== key policies"
+  expect_contains "default key policy names the account root" "arn:aws:iam::$account:root" \
+    "$(kms get-key-policy --key-id "$key3" --policy-name default --query Policy --output text)"
+  cat >"$work/key-policy.json" <<JSON
 {
   "Version": "2012-10-17",
   "Statement": [
-    {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
-     "Principal": {"AWS": "arn:aws:iam::$account:root"}, "Action": "kms:*", "Resource": "*"},
-    {"Sid": "Allow use of the key for encryption", "Effect": "Allow",
-     "Principal": {"AWS": "arn:aws:iam::$account:role/MyAppRole"},
-     "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
-     "Resource": "*"}
+    {
+      "Sid": "Enable IAM User Permissions",
+      "Effect": "Allow",
+      "Principal": {"AWS": "arn:aws:iam::$account:root"},
+      "Action": "kms:*",
+      "Resource": "*"
+    },
+    {
+      "Sid": "Allow use of the key for encryption",
+      "Effect": "Allow",
+      "Principal": {"AWS": "arn:aws:iam::$account:user/dev"},
+      "Action": [
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:ReEncrypt*",
+        "kms:GenerateDataKey*",
+        "kms:DescribeKey"
+      ],
+      "Resource": "*"
+    },
+    {
+      "Sid": "Allow attachment of persistent resources",
+      "Effect": "Allow",
+      "Principal": {"AWS": "arn:aws:iam::$account:user/dev"},
+      "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+      "Resource": "*",
+      "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    }
   ]
 }
 JSON
-kms put-key-policy --key-id "$key1" --policy-name default --policy "file://$work/key-policy.json"
-expect_contains "put-key-policy" "Allow use of the key for encryption" "$(kms get-key-policy --key-id "$key1" --policy-name default --output text)"
-echo '{"Statement": [' >"$work/bad-policy.json"
-expect_error "malformed policy" MalformedPolicyDocumentException \
-  kms put-key-policy --key-id "$key1" --policy-name default --policy "file://$work/bad-policy.json"
-expect_eq "list-key-policies" "default" "$(kms list-key-policies --key-id "$key1" --query 'PolicyNames[]' --output text)"
+  run kms put-key-policy --key-id "$key3" --policy-name default --policy "file://$work/key-policy.json" >/dev/null
+  expect_eq "get-key-policy returns the policy put" "$(cat "$work/key-policy.json")" \
+    "$(kms get-key-policy --key-id "$key3" --policy-name default --query Policy --output text)"
+  echo '{"Version": "2012-10-17", "Statement": [' >"$work/bad-policy.json"
+  expect_error MalformedPolicyDocumentException -- kms put-key-policy --key-id "$key3" --policy-name default \
+    --policy "file://$work/bad-policy.json"
+  expect_eq "list-key-policies" "default" "$(kms list-key-policies --key-id "$key3" --query 'PolicyNames' --output text)"
+}
 
-# --- scheduled deletion ---------------------------------------------------------------
-expect_error "pending window 6" ValidationException kms schedule-key-deletion --key-id "$key2" --pending-window-in-days 6
-scheduled=$(kms schedule-key-deletion --key-id "$key2" --pending-window-in-days 7 --query '[KeyState, DeletionDate != `null`]' --output text)
-expect_eq "schedule-key-deletion" "PendingDeletion	True" "$scheduled"
-expect_error "encrypt pending deletion" KMSInvalidStateException kms encrypt --key-id "$key2" --plaintext "fileb://$work/plaintext.txt"
-kms cancel-key-deletion --key-id "$key2" >/dev/null
-expect_eq "cancelled deletion leaves the key disabled" "Disabled" \
-  "$(kms describe-key --key-id "$key2" --query KeyMetadata.KeyState --output text)"
+group_deletion_tenants_auth() {
+  echo "== schedule-key-deletion / cancel-key-deletion"
+  read -r state deletion_date window <<<"$(run kms schedule-key-deletion --key-id "$key4" --pending-window-in-days 7 \
+    --query '[KeyState,DeletionDate,PendingWindowInDays]' --output text)"
+  expect_eq "schedule-key-deletion state" "PendingDeletion 7" "${state:-} ${window:-}"
+  # DeletionDate is present and about seven days from now (epoch seconds or ISO 8601).
+  case "${deletion_date:-None}" in
+    *T*) deletion_epoch=$(date -d "$deletion_date" +%s 2>/dev/null || echo 0) ;;
+    None) deletion_epoch=0 ;;
+    *) deletion_epoch=${deletion_date%.*} ;;
+  esac
+  days_ahead=$(((deletion_epoch - $(date +%s) + 3600) / 86400))
+  expect_eq "DeletionDate is seven days ahead" "7" "$days_ahead"
+  expect_eq "describe-key of a key pending deletion" "PendingDeletion True" \
+    "$(kms describe-key --key-id "$key4" --query 'KeyMetadata.[KeyState,DeletionDate != `null`]' --output text | tr '\t' ' ')"
+  expect_error KMSInvalidStateException -- kms encrypt --key-id "$key4" --plaintext "fileb://$work/plaintext.txt"
+  expect_error ValidationException -- kms schedule-key-deletion --key-id "$key2" --pending-window-in-days 6
+  expect_eq "cancel-key-deletion" "$arn4" "$(kms cancel-key-deletion --key-id "$key4" --query KeyId --output text)"
+  expect_eq "a cancelled key is Disabled" "Disabled False" \
+    "$(kms describe-key --key-id "$key4" --query 'KeyMetadata.[KeyState,Enabled]' --output text | tr '\t' ' ')"
 
-# --- tenant isolation -----------------------------------------------------------------
-other=(--profile kms-dev-444455556666)
-expect_error "other tenant describe" NotFoundException "$AWS" "${other[@]}" kms describe-key --key-id "$arn1"
-expect_error "other tenant decrypt" InvalidCiphertextException "$AWS" "${other[@]}" kms decrypt \
-  --ciphertext-blob "fileb://$work/encrypted.bin" --encryption-context Department=Finance,Purpose=Audit
-expect_eq "other tenant list-keys" "0" "$("$AWS" "${other[@]}" kms list-keys --query 'length(Keys)' --output text)"
-"$AWS" "${other[@]}" kms create-key --description "tenant B" >/dev/null
+  echo "== tenant isolation (account 444455556666)"
+  expect_error NotFoundException -- other kms describe-key --key-id "$arn1"
+  expect_error NotFoundException -- other kms describe-key --key-id alias/my-application-key
+  other_key=$(run other kms create-key --description "second tenant's key" --query KeyMetadata.KeyId --output text)
+  expect_eq "second tenant's list-keys shows only its own key" "${other_key:-missing}" \
+    "$(other kms list-keys --query 'Keys[].KeyId' --output text)"
+  # The ciphertext of account 1 must be useless to account 2 (AWS answers AccessDeniedException
+  # for a cross-account key without a policy grant; see tests/cli/README.md).
+  if out=$(other kms decrypt --ciphertext-blob "fileb://$work/first-tenant.bin" --output text 2>&1); then
+    fail "second tenant decrypts the first tenant's ciphertext: $out"
+  else
+    expect_not_contains "second tenant cannot decrypt the first tenant's ciphertext" "$plaintext" "$out"
+  fi
 
-# --- authentication failures ----------------------------------------------------------
-access_key=$("$AWS" configure get aws_access_key_id)
-expect_error "bad secret" InvalidSignatureException env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$access_key" \
-  AWS_SECRET_ACCESS_KEY=wrongwrongwrongwrongwrongwrongwrongwrong "$AWS" kms list-keys
-expect_error "unknown access key" UnrecognizedClientException env -u AWS_PROFILE AWS_ACCESS_KEY_ID=AKIAUNKNOWN000000000 \
-  AWS_SECRET_ACCESS_KEY=wrongwrongwrongwrongwrongwrongwrongwrong "$AWS" kms list-keys
+  echo "== authentication failures"
+  expect_error InvalidSignatureException -- env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$access_key" \
+    AWS_SECRET_ACCESS_KEY="$wrong_secret" "$AWS" kms list-keys
+  expect_error UnrecognizedClientException -- env -u AWS_PROFILE AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE \
+    AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY "$AWS" kms list-keys
+}
 
-# --- the audit trail ------------------------------------------------------------------
-trail() { "$AWS" cloudtrail lookup-events "$@"; }
-expect_eq "lookup CreateKey" "2" "$(trail --lookup-attributes AttributeKey=EventName,AttributeValue=CreateKey \
-  --query 'length(Events)' --output text)"
-by_resource=$(trail --lookup-attributes "AttributeKey=ResourceName,AttributeValue=$arn1" --query 'Events[].EventName' --output text)
-for name in CreateKey CreateAlias Encrypt Decrypt DisableKey EnableKey TagResource PutKeyPolicy; do
-  expect_contains "events of key1 include $name" "$name" "$by_resource"
+groups=(group_keys_and_aliases group_crypto group_data_keys group_key_management group_deletion_tenants_auth)
+for g in "${groups[@]}"; do
+  "$g" >"$work/$g.log" 2>&1 3>&1 &
+  group_pids+=($!)
 done
-decrypts=$(trail --lookup-attributes AttributeKey=EventName,AttributeValue=Decrypt --query 'Events[].CloudTrailEvent' --output text)
-expect_contains "failed decrypt recorded" '"errorCode":"InvalidCiphertextException"' "$decrypts"
-expect_contains "encryption context recorded" '"Department":"Finance"' "$decrypts"
-all_events=$(trail --query 'Events[].CloudTrailEvent' --output text)
-expect_absent "no plaintext in audit" "$secret" "$all_events"
-expect_absent "no base64 plaintext in audit" "$(printf '%s' "$secret" | base64)" "$all_events"
-expect_absent "no data key in audit" "$data_key" "$all_events"
-expect_contains "bad signature recorded" '"errorCode":"InvalidSignatureException"' "$all_events"
-other_events=$("$AWS" "${other[@]}" cloudtrail lookup-events --query 'Events[].CloudTrailEvent' --output text)
-expect_absent "other tenant sees no event of account 1" "\"recipientAccountId\":\"$account\"" "$other_events"
-expect_contains "other tenant sees its own" '"recipientAccountId":"444455556666"' "$other_events"
+for i in "${!groups[@]}"; do
+  if ! wait "${group_pids[$i]}"; then fail "${groups[$i]} stopped early (see its log)"; fi
+  cat "$work/${groups[$i]}.log"
+done
 
-echo
-if [ "$failed" -eq 0 ]; then
-  echo "cli: $passed passed, $failed failed"
+# ========================================================================================
+# The audit trail: aws cloudtrail lookup-events
+# ========================================================================================
+echo "== cloudtrail lookup-events"
+# The lookups are independent: run them concurrently, each into its own file.
+run trail --lookup-attributes AttributeKey=EventName,AttributeValue=CreateKey \
+  --query 'Events[].[EventName, Resources[0].ResourceName]' --output text >"$work/ct-create-key" &
+bg_pids+=($!)
+run trail --lookup-attributes "AttributeKey=ResourceName,AttributeValue=$arn1" \
+  --query "Events[].[EventName, contains(Resources[].ResourceName, '$arn1')]" --output text >"$work/ct-key1" &
+bg_pids+=($!)
+run trail --lookup-attributes "AttributeKey=ResourceName,AttributeValue=$arn4" \
+  --query 'Events[].EventName' --output text >"$work/ct-key4" &
+bg_pids+=($!)
+run trail --lookup-attributes AttributeKey=EventName,AttributeValue=Decrypt \
+  --query 'Events[].CloudTrailEvent' --output text >"$work/ct-decrypt" &
+bg_pids+=($!)
+run trail --output json >"$work/ct-account1.json" &
+bg_pids+=($!)
+run trail --query "Events[?contains(CloudTrailEvent, 'InvalidSignatureException')].[EventName,AccessKeyId]" \
+  --output text >"$work/ct-bad-signature" &
+bg_pids+=($!)
+run other cloudtrail lookup-events --query 'Events[].[EventId,AccessKeyId,CloudTrailEvent]' \
+  --output text >"$work/ct-account2" &
+bg_pids+=($!)
+wait_bg
+created=$(cat "$work/ct-create-key")
+expect_eq "lookup by EventName=CreateKey lists the four CreateKey events" \
+  "$(words "CreateKey=$arn1 CreateKey=$arn2 CreateKey=$arn3 CreateKey=$arn4")" \
+  "$(words "$(printf '%s\n' "$created" | tr '\t' '=')")"
+
+by_key=$(cat "$work/ct-key1")
+for name in CreateKey CreateAlias DescribeKey Encrypt Decrypt ReEncrypt GenerateDataKey GenerateDataKeyWithoutPlaintext; do
+  expect_line "lookup by ResourceName=key ARN shows $name" "$name	True" "$by_key"
+done
+expect_not_contains "lookup by ResourceName=key ARN shows only that key's events" "False" "$by_key"
+expect_not_contains "lookup by ResourceName=key ARN shows no other key's events" "ScheduleKeyDeletion" "$by_key"
+
+by_key4=$(cat "$work/ct-key4")
+expect_eq "events of the deleted-and-restored key" "CancelKeyDeletion CreateKey DescribeKey DescribeKey Encrypt ScheduleKeyDeletion" \
+  "$(words "$by_key4")"
+
+decrypts=$(cat "$work/ct-decrypt")
+expect_match "a Decrypt event records errorCode InvalidCiphertextException" '"errorCode": ?"InvalidCiphertextException"' "$decrypts"
+expect_match "a Decrypt event records errorCode IncorrectKeyException" '"errorCode": ?"IncorrectKeyException"' "$decrypts"
+expect_match "Decrypt events record the encryption context" '"encryptionContext": ?\{[^}]*"Purpose": ?"Audit"' "$decrypts"
+
+all_events=$(cat "$work/ct-account1.json")
+expect_not_contains "no event contains the plaintext" "$plaintext" "$all_events"
+expect_not_contains "no event contains the base64 plaintext" "$(printf '%s' "$plaintext" | base64 -w0)" "$all_events"
+n=0
+while read -r secret; do
+  [ -n "$secret" ] || continue
+  n=$((n + 1))
+  expect_not_contains "no event contains returned secret #$n (data key / random bytes)" "$secret" "$all_events"
+done <"$work/secrets"
+expect_eq "three returned secrets were checked" "3" "$n"
+
+bad_sig=$(cat "$work/ct-bad-signature")
+expect_eq "the bad-signature call is in account 1's events" "ListKeys	$access_key" "$bad_sig"
+
+other_events=$(cat "$work/ct-account2")
+expect_match "the second account sees its own events" '"recipientAccountId": ?"444455556666"' "$other_events"
+expect_not_contains "the second account sees no event of the first account's access key" "$access_key" "$other_events"
+if [[ "$other_events" =~ \"recipientAccountId\":\ ?\"$account\" ]]; then
+  fail "the second account sees events recorded for account $account"
 else
-  echo "--- server log (tail) ---" >&2
-  tail -50 "$work/server.log" >&2
-  echo "cli: $passed passed, $failed failed"
+  pass "the second account sees no event recorded for account $account"
+fi
+leaked=0
+while read -r id; do
+  [[ "$other_events" == *"$id"* ]] && leaked=$((leaked + 1))
+done < <(grep -o '"EventId": "[^"]*"' "$work/ct-account1.json" | cut -d'"' -f4)
+expect_eq "none of account 1's event ids appear in account 2's lookup" "0" "$leaked"
+
+# ========================================================================================
+passed=$(grep -c '^pass$' "$results" || true)
+failed=$(grep -c '^fail$' "$results" || true)
+echo
+echo "elapsed $(($(date +%s) - started)) s"
+if [ "$failed" -ne 0 ]; then
+  show_logs
+  logs_shown=1
+  echo "$passed passed, $failed failed"
   exit 1
 fi
+echo "$passed passed, $failed failed"

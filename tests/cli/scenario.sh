@@ -549,6 +549,56 @@ done < <(grep -o '"EventId": "[^"]*"' "$work/ct-account1.json" | cut -d'"' -f4)
 expect_eq "none of account 1's event ids appear in account 2's lookup" "0" "$leaked"
 
 # ========================================================================================
+# Rotation and imported key material (after the audit checks, which count CreateKey calls)
+# ========================================================================================
+echo "== key rotation"
+rot_key=$(run kms create-key --description "Auto-rotating encryption key" --key-usage ENCRYPT_DECRYPT \
+  --query 'KeyMetadata.KeyId' --output text)
+run kms encrypt --key-id "$rot_key" --plaintext "fileb://$work/plaintext.txt" --query CiphertextBlob \
+  --output text | b64file "$work/before-rotation.bin"
+run kms enable-key-rotation --key-id "$rot_key" --rotation-period-in-days 180 >/dev/null
+expect_eq "get-key-rotation-status" "True 180" \
+  "$(kms get-key-rotation-status --key-id "$rot_key" --query '[KeyRotationEnabled,RotationPeriodInDays]' --output text | tr '\t' ' ')"
+run kms rotate-key-on-demand --key-id "$rot_key" >/dev/null
+expect_eq "list-key-rotations" "ON_DEMAND" \
+  "$(kms list-key-rotations --key-id "$rot_key" --query 'Rotations[].RotationType' --output text)"
+expect_eq "ciphertext from before the rotation still decrypts" "$plaintext" \
+  "$(kms decrypt --ciphertext-blob "fileb://$work/before-rotation.bin" --query Plaintext --output text | base64 --decode)"
+run kms disable-key-rotation --key-id "$rot_key" >/dev/null
+expect_eq "rotation disabled" "False" \
+  "$(kms get-key-rotation-status --key-id "$rot_key" --query KeyRotationEnabled --output text)"
+
+echo "== importing key material (the seed's BYOK procedure with openssl)"
+byok_key=$(run kms create-key --description "Key with imported material" --origin EXTERNAL \
+  --query 'KeyMetadata.KeyId' --output text)
+expect_eq "a new EXTERNAL key waits for its material" "PendingImport" \
+  "$(kms describe-key --key-id "$byok_key" --query KeyMetadata.KeyState --output text)"
+run kms get-parameters-for-import --key-id "$byok_key" --wrapping-algorithm RSAES_OAEP_SHA_256 \
+  --wrapping-key-spec RSA_2048 --query '{PublicKey:PublicKey,ImportToken:ImportToken}' >"$work/import-params.json"
+python3 - "$work" <<'PY'
+import base64, json, sys
+work = sys.argv[1]
+params = json.load(open(f"{work}/import-params.json"))
+open(f"{work}/wrapping-key.bin", "wb").write(base64.b64decode(params["PublicKey"]))
+open(f"{work}/import-token.bin", "wb").write(base64.b64decode(params["ImportToken"]))
+PY
+openssl rand -out "$work/key-material.bin" 32
+openssl pkeyutl -encrypt -in "$work/key-material.bin" -out "$work/encrypted-key-material.bin" \
+  -inkey "$work/wrapping-key.bin" -keyform DER -pubin -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256
+run kms import-key-material --key-id "$byok_key" --encrypted-key-material "fileb://$work/encrypted-key-material.bin" \
+  --import-token "fileb://$work/import-token.bin" --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE >/dev/null
+expect_eq "imported key is Enabled" "Enabled EXTERNAL" \
+  "$(kms describe-key --key-id "$byok_key" --query 'KeyMetadata.[KeyState,Origin]' --output text | tr '\t' ' ')"
+run kms encrypt --key-id "$byok_key" --plaintext "fileb://$work/plaintext.txt" --query CiphertextBlob \
+  --output text | b64file "$work/byok.bin"
+expect_eq "imported key round trip" "$plaintext" \
+  "$(kms decrypt --ciphertext-blob "fileb://$work/byok.bin" --query Plaintext --output text | base64 --decode)"
+run kms delete-imported-key-material --key-id "$byok_key" >/dev/null
+expect_eq "deleted material: PendingImport again" "PendingImport" \
+  "$(kms describe-key --key-id "$byok_key" --query KeyMetadata.KeyState --output text)"
+expect_error KMSInvalidStateException -- kms decrypt --ciphertext-blob "fileb://$work/byok.bin"
+
+# ========================================================================================
 passed=$(grep -c '^pass$' "$results" || true)
 failed=$(grep -c '^fail$' "$results" || true)
 echo

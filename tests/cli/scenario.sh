@@ -568,6 +568,16 @@ run kms disable-key-rotation --key-id "$rot_key" >/dev/null
 expect_eq "rotation disabled" "False" \
   "$(kms get-key-rotation-status --key-id "$rot_key" --query KeyRotationEnabled --output text)"
 
+echo "== key policy lockout safety check"
+cat >"$work/locking-policy.json" <<'JSON'
+{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+  "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "kms:Encrypt", "Resource": "*"}]}
+JSON
+expect_error MalformedPolicyDocumentException -- kms put-key-policy --key-id "$rot_key" --policy-name default \
+  --policy "file://$work/locking-policy.json"
+run kms put-key-policy --key-id "$rot_key" --policy-name default --policy "file://$work/locking-policy.json" \
+  --bypass-policy-lockout-safety-check >/dev/null
+
 echo "== importing key material (the seed's BYOK procedure with openssl)"
 byok_key=$(run kms create-key --description "Key with imported material" --origin EXTERNAL \
   --query 'KeyMetadata.KeyId' --output text)

@@ -64,7 +64,10 @@ impl PolicyStore {
 
     async fn put(&self, r: wire::PutPolicyRequest) -> KmsResult<wire::PolicyResponse> {
         kms_core::validate::policy_name(&r.policy_name)?;
-        kms_core::validate::policy_document(&r.document)?;
+        kms_core::validate::policy_size(&r.document)?;
+        kms_policy_lang::Policy::parse(&r.document, kms_policy_lang::PolicyKind::Key).map_err(
+            |e| KmsError::new(kms_core::ErrorCode::MalformedPolicyDocument, e.to_string()),
+        )?;
         self.policies
             .insert(entry_key(&r.key_id, &r.policy_name).as_bytes(), r.document.as_bytes())
             .map_err(internal)?;

@@ -11,23 +11,6 @@ use serde_json::{json, Value};
 use super::{epoch_seconds, limit, Call, Output};
 use crate::params::Params;
 
-/// The key policy AWS gives a key created without one: the owning account's root has
-/// full access, so IAM policies of the account decide.
-fn default_policy(account: &str) -> String {
-    json!({
-        "Version": "2012-10-17",
-        "Id": "key-default-1",
-        "Statement": [{
-            "Sid": "Enable IAM User Permissions",
-            "Effect": "Allow",
-            "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
-            "Action": "kms:*",
-            "Resource": "*"
-        }]
-    })
-    .to_string()
-}
-
 /// DescribeKey's `KeyMetadata` as AWS shapes it.
 pub(super) fn key_metadata(k: &wire::KeyRecord) -> Value {
     let mut m = json!({
@@ -134,16 +117,18 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
     }
     let tags = p.tags("Tags")?.unwrap_or_default();
     validate::tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let policy = match p.opt_str("Policy")? {
-        Some(doc) => {
-            validate::policy_document(doc)?;
-            doc.to_owned()
-        }
-        None => default_policy(&call.caller.account),
-    };
-
+    let bypass = p.opt_bool("BypassPolicyLockoutSafetyCheck")?.unwrap_or(false);
     let key_id = uuid::Uuid::new_v4().to_string();
     let arn = key_arn(&call.caller.region, &call.caller.account, &key_id);
+    let policy = match p.opt_str("Policy")? {
+        Some(doc) => {
+            super::check_key_policy(call, doc, &arn, bypass)?;
+            doc.to_owned()
+        }
+        // AWS's default: the account root may do everything, so IAM policies decide.
+        None => kms_policy_lang::default_key_policy(&call.caller.account),
+    };
+
     call.touch(&arn);
     // Material and policy first: the key becomes visible only when metadata records it,
     // so a failure part-way leaves nothing a caller can see.

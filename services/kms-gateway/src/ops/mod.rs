@@ -178,6 +178,46 @@ fn context_entries(
         .collect()
 }
 
+/// Checks a key policy as AWS does on CreateKey and PutKeyPolicy: at most 32 KB, a valid
+/// document in the policy language, and — unless the caller bypasses the lockout safety
+/// check — one that still lets the caller change the policy later.
+fn check_key_policy(
+    call: &Call<'_>,
+    document: &str,
+    key_arn: &str,
+    bypass_lockout_check: bool,
+) -> KmsResult<()> {
+    use kms_policy_lang::{
+        lockout_safety_check, Policy, PolicyKind, PrincipalType, RequestContext,
+    };
+    kms_core::validate::policy_size(document)?;
+    let policy = Policy::parse(document, PolicyKind::Key)
+        .map_err(|e| KmsError::new(ErrorCode::MalformedPolicyDocument, e.to_string()))?;
+    if bypass_lockout_check {
+        return Ok(());
+    }
+    let principal = call.caller.principal.as_str();
+    let principal_type = if principal.ends_with(":root") {
+        PrincipalType::Root
+    } else if principal.contains(":assumed-role/") {
+        PrincipalType::AssumedRole
+    } else if principal.contains(":role/") {
+        PrincipalType::Role
+    } else {
+        PrincipalType::User
+    };
+    let ctx =
+        RequestContext::builder(principal, principal_type, "kms:PutKeyPolicy", key_arn).build();
+    if lockout_safety_check(&policy, &ctx) {
+        Ok(())
+    } else {
+        Err(KmsError::new(
+            ErrorCode::MalformedPolicyDocument,
+            "The new key policy will not allow you to update the key policy in the future.",
+        ))
+    }
+}
+
 /// Page size as AWS validates it: `Limit` within 1..=max.
 fn limit(p: &Params, default: u32, max: u32) -> KmsResult<u32> {
     kms_core::validate::limit(p.opt_i64("Limit")?, default, max)

@@ -33,9 +33,9 @@ pub(super) async fn put_key_policy(call: &Call<'_>, p: &Params) -> KmsResult<Out
     let key_ref = p.str("KeyId")?;
     let name = policy_name(p)?;
     let document = p.str("Policy")?;
-    validate::policy_document(document)?;
-    p.opt_bool("BypassPolicyLockoutSafetyCheck")?;
+    let bypass = p.opt_bool("BypassPolicyLockoutSafetyCheck")?.unwrap_or(false);
     let key = call.resolve(key_ref).await?;
+    super::check_key_policy(call, document, &key.arn, bypass)?;
     call.call::<op::PutPolicy>(&wire::PutPolicyRequest {
         caller: call.caller(),
         key_id: key.key_id,

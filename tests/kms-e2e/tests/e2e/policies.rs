@@ -70,3 +70,42 @@ async fn create_key_with_policy_stores_it() {
     let got = kms.get_key_policy().key_id(&id).send().await.unwrap();
     assert_eq!(got.policy(), Some(policy.as_str()));
 }
+
+#[tokio::test]
+async fn lockout_safety_check() {
+    let sb = Sandbox::start().await;
+    let kms = sb.kms(ACCOUNT_A);
+    let id = sb.create_key(ACCOUNT_A).await;
+    // Only another account may encrypt: the caller could never change this policy again.
+    let locking = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"kms:Encrypt","Resource":"*"}]}"#;
+    let refused = kms.put_key_policy().key_id(&id).policy(locking).send().await;
+    assert_eq!(
+        crate::sandbox::error_message(refused),
+        "The new key policy will not allow you to update the key policy in the future."
+    );
+    assert_eq!(
+        error_code(kms.create_key().policy(locking).send().await),
+        "MalformedPolicyDocumentException"
+    );
+    let unknown_principal = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"not-an-arn"},"Action":"kms:*","Resource":"*"}]}"#;
+    assert_eq!(
+        error_code(
+            kms.put_key_policy()
+                .key_id(&id)
+                .policy(unknown_principal)
+                .bypass_policy_lockout_safety_check(true)
+                .send()
+                .await
+        ),
+        "MalformedPolicyDocumentException"
+    );
+    kms.put_key_policy()
+        .key_id(&id)
+        .policy(locking)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap();
+    let got = kms.get_key_policy().key_id(&id).send().await.unwrap();
+    assert_eq!(got.policy(), Some(locking), "stored when the caller bypasses the check");
+}

@@ -10,7 +10,7 @@ VENV := .venv
 AWS_CLI := $(VENV)/bin/aws
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build run test test-rust test-cli lint fmt clean
+.PHONY: help deps build run test test-rust test-cli lint fmt bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test-cli: deps $(AWS_CLI) build ## The aws CLI scenario against a running system
 lint: ## rustfmt check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: deps ## Benchmark Encrypt/Decrypt/GenerateDataKey here and in moto; appends to bench/report.md
+	scripts/bench.sh
 
 fmt: ## Format the code
 	cargo fmt --all

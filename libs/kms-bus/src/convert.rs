@@ -27,6 +27,7 @@ pub fn key_from_wire(k: &wire::KeyRecord) -> Result<KeyRecord, KmsError> {
         rotation_period_days: k.rotation_period_days,
         next_rotation_date_ms: k.next_rotation_date_ms,
         valid_to_ms: k.valid_to_ms,
+        aws_managed: k.key_manager == "AWS",
     })
 }
 
@@ -50,6 +51,7 @@ pub fn key_to_wire(k: &KeyRecord, into: &mut wire::KeyRecord) {
     into.rotation_period_days = k.rotation_period_days;
     into.next_rotation_date_ms = k.next_rotation_date_ms;
     into.valid_to_ms = k.valid_to_ms;
+    into.key_manager = if k.aws_managed { "AWS" } else { "CUSTOMER" }.to_owned();
 }
 
 #[cfg(test)]
@@ -76,6 +78,7 @@ mod tests {
             rotation_period_days: Some(90),
             next_rotation_date_ms: Some(11),
             valid_to_ms: Some(12),
+            aws_managed: true,
         };
         let mut w = wire::KeyRecord::default();
         key_to_wire(&domain, &mut w);

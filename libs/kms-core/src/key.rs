@@ -77,6 +77,8 @@ pub struct KeyRecord {
     pub next_rotation_date_ms: Option<i64>,
     /// When imported material expires (origin EXTERNAL with KEY_MATERIAL_EXPIRES).
     pub valid_to_ms: Option<i64>,
+    /// An AWS managed key (alias/aws/<service>): tenants may use and read it, not manage it.
+    pub aws_managed: bool,
 }
 
 /// A requested state transition.
@@ -147,6 +149,21 @@ impl KeyRecord {
         }
     }
 
+    /// AWS managed keys refuse every management action to tenants, with the
+    /// AccessDeniedException AWS gives (their key policy allows no such action).
+    pub fn check_customer_managed(&self, principal: &str, action: &str) -> KmsResult<()> {
+        if self.aws_managed {
+            return Err(KmsError::new(
+                ErrorCode::AccessDenied,
+                format!(
+                    "User: {principal} is not authorized to perform: kms:{action} on resource: {} because no resource-based policy allows the kms:{action} action",
+                    self.arn
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn invalid_state(&self) -> KmsError {
         let state = match self.state {
             KeyState::PendingDeletion => "pending deletion",
@@ -181,6 +198,7 @@ mod tests {
             rotation_period_days: None,
             next_rotation_date_ms: None,
             valid_to_ms: None,
+            aws_managed: false,
         }
     }
 

@@ -34,6 +34,12 @@ pub fn rotation_period_days(value: Option<i64>) -> KmsResult<i32> {
 
 /// Whether a key's material can rotate at all: symmetric keys with material KMS made.
 pub fn check_rotation_supported(key: &KeyRecord) -> KmsResult<()> {
+    if key.aws_managed {
+        return Err(KmsError::new(
+            ErrorCode::UnsupportedOperation,
+            format!("{} is an AWS managed key: it rotates every year and its rotation cannot be changed.", key.arn),
+        ));
+    }
     if key.spec != KeySpec::SymmetricDefault || key.origin != Origin::AwsKms {
         return Err(KmsError::new(
             ErrorCode::UnsupportedOperation,
@@ -103,6 +109,7 @@ mod tests {
             rotation_period_days: None,
             next_rotation_date_ms: None,
             valid_to_ms: None,
+            aws_managed: false,
         }
     }
 

@@ -100,10 +100,36 @@ impl MetadataStore {
             return Err(KmsError::new(ErrorCode::AlreadyExists, "The key already exists"));
         }
         let index = format!("{}{}", scope_prefix(c), key.key_id);
-        (&self.keys, &self.key_index)
-            .transaction(|(keys, index_tree)| {
+        let managed_alias = match r.managed_alias.as_str() {
+            "" => None,
+            name if name.starts_with("alias/aws/") => {
+                // Two first uses may race: the alias decides which key is the managed one.
+                if let Some(existing) = self.load_alias(c, name)? {
+                    let key = self.scoped_key(c, &existing.target_key_id)?;
+                    return Ok(wire::KeyResponse { key: Some(key) });
+                }
+                let now = key.creation_date_ms;
+                Some((
+                    Self::alias_key(c, name),
+                    wire::AliasEntry {
+                        alias_name: name.to_owned(),
+                        alias_arn: alias_arn(&c.region, &c.account, name),
+                        target_key_id: key.key_id.clone(),
+                        creation_date_ms: now,
+                        last_updated_date_ms: now,
+                    }
+                    .encode_to_vec(),
+                ))
+            }
+            _ => return Err(KmsError::validation("a managed key's alias begins with alias/aws/")),
+        };
+        (&self.keys, &self.key_index, &self.aliases)
+            .transaction(|(keys, index_tree, aliases)| {
                 keys.insert(key.key_id.as_bytes(), key.encode_to_vec())?;
                 index_tree.insert(index.as_bytes(), &[])?;
+                if let Some((alias_key, alias)) = &managed_alias {
+                    aliases.insert(alias_key.as_bytes(), alias.clone())?;
+                }
                 Ok::<_, sled::transaction::ConflictableTransactionError<std::convert::Infallible>>(
                     (),
                 )

@@ -17,7 +17,10 @@ async fn alias_request(
     let alias_name = p.str("AliasName")?;
     validate::alias_name(alias_name)?;
     let target_key_id = if with_target {
-        call.resolve_key_only(p.str("TargetKeyId")?, "TargetKeyId").await?.key_id
+        let target = call.resolve_key_only(p.str("TargetKeyId")?, "TargetKeyId").await?;
+        // Only AWS points aliases at its managed keys.
+        call.check_customer_managed(&target, "CreateAlias")?;
+        target.key_id
     } else {
         String::new()
     };

@@ -23,7 +23,7 @@ pub(super) fn key_metadata(k: &wire::KeyRecord) -> Value {
         "KeyUsage": k.key_usage,
         "KeyState": k.key_state,
         "Origin": k.origin,
-        "KeyManager": "CUSTOMER",
+        "KeyManager": if k.key_manager == "AWS" { "AWS" } else { "CUSTOMER" },
         "CustomerMasterKeySpec": k.key_spec,
         "KeySpec": k.key_spec,
         "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
@@ -128,69 +128,11 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
         // AWS's default: the account root may do everything, so IAM policies decide.
         None => kms_policy_lang::default_key_policy(&call.caller.account),
     };
-
-    call.touch(&arn);
-    // Material and policy first: the key becomes visible only when metadata records it,
-    // so a failure part-way leaves nothing a caller can see.
-    // A key for imported material has none until ImportKeyMaterial.
-    let material_version = if origin == Origin::External {
-        0
-    } else {
-        call.call::<crypto_op::CreateMaterial>(&wire::CreateMaterialRequest {
-            caller: call.caller(),
-            key_id: key_id.clone(),
-            key_spec: spec.as_str().to_owned(),
-            material_version: 1,
-        })
-        .await?
-        .material_version
-    };
-    call.call::<policy::PutPolicy>(&wire::PutPolicyRequest {
-        caller: call.caller(),
-        key_id: key_id.clone(),
-        policy_name: validate::DEFAULT_POLICY_NAME.to_owned(),
-        document: policy,
-    })
+    let created = new_key(
+        call,
+        NewKey { key_id, description, spec, usage, origin, tags, policy, managed_alias: None },
+    )
     .await?;
-    let mut record = wire::KeyRecord {
-        key_id: key_id.clone(),
-        account: call.caller.account.clone(),
-        region: call.caller.region.clone(),
-        arn,
-        creation_date_ms: now_ms(),
-        description,
-        current_material_version: material_version,
-        tags: tags.into_iter().map(|(key, value)| wire::Tag { key, value }).collect(),
-        ..Default::default()
-    };
-    let domain = kms_core::KeyRecord {
-        key_id,
-        account: record.account.clone(),
-        region: record.region.clone(),
-        arn: record.arn.clone(),
-        creation_date_ms: record.creation_date_ms,
-        description: record.description.clone(),
-        state: if origin == Origin::External { KeyState::PendingImport } else { KeyState::Enabled },
-        spec,
-        usage,
-        origin,
-        deletion_date_ms: None,
-        pending_window_days: None,
-        current_material_version: material_version,
-        rotation_enabled: false,
-        rotation_period_days: None,
-        next_rotation_date_ms: None,
-        valid_to_ms: None,
-    };
-    kms_bus::key_to_wire(&domain, &mut record);
-    let created = call
-        .call::<metadata::CreateKey>(&wire::CreateKeyRequest {
-            caller: call.caller(),
-            key: Some(record),
-        })
-        .await?
-        .key
-        .ok_or_else(KmsError::internal)?;
     let metadata = key_metadata(&created);
     // CloudTrail records members in lower camel case ("aWSAccountId", "keyId", ...).
     let recorded: serde_json::Map<String, Value> = metadata
@@ -198,6 +140,165 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
         .map(|m| m.iter().map(|(k, v)| (crate::params::wire_field(k), v.clone())).collect())
         .unwrap_or_default();
     Ok(Output::recorded(json!({ "KeyMetadata": metadata }), json!({ "keyMetadata": recorded })))
+}
+
+/// Everything a new key is made of.
+struct NewKey {
+    key_id: String,
+    description: String,
+    spec: KeySpec,
+    usage: KeyUsage,
+    origin: Origin,
+    tags: Vec<(String, String)>,
+    policy: String,
+    /// `alias/aws/<service>` for an AWS managed key.
+    managed_alias: Option<String>,
+}
+
+/// Makes a key: material (unless imported later) and policy first, then the metadata
+/// record, which is what makes the key visible — a failure part-way leaves nothing a
+/// caller can see.
+async fn new_key(call: &Call<'_>, new: NewKey) -> KmsResult<wire::KeyRecord> {
+    let arn = key_arn(&call.caller.region, &call.caller.account, &new.key_id);
+    call.touch(&arn);
+    let material_version = if new.origin == Origin::External {
+        0
+    } else {
+        call.call::<crypto_op::CreateMaterial>(&wire::CreateMaterialRequest {
+            caller: call.caller(),
+            key_id: new.key_id.clone(),
+            key_spec: new.spec.as_str().to_owned(),
+            material_version: 1,
+        })
+        .await?
+        .material_version
+    };
+    call.call::<policy::PutPolicy>(&wire::PutPolicyRequest {
+        caller: call.caller(),
+        key_id: new.key_id.clone(),
+        policy_name: validate::DEFAULT_POLICY_NAME.to_owned(),
+        document: new.policy,
+    })
+    .await?;
+    let aws_managed = new.managed_alias.is_some();
+    let now = now_ms();
+    let mut record = wire::KeyRecord {
+        tags: new.tags.into_iter().map(|(key, value)| wire::Tag { key, value }).collect(),
+        ..Default::default()
+    };
+    let domain = kms_core::KeyRecord {
+        key_id: new.key_id,
+        account: call.caller.account.clone(),
+        region: call.caller.region.clone(),
+        arn,
+        creation_date_ms: now,
+        description: new.description,
+        state: if new.origin == Origin::External {
+            KeyState::PendingImport
+        } else {
+            KeyState::Enabled
+        },
+        spec: new.spec,
+        usage: new.usage,
+        origin: new.origin,
+        deletion_date_ms: None,
+        pending_window_days: None,
+        current_material_version: material_version,
+        // AWS managed keys rotate every year, always.
+        rotation_enabled: aws_managed,
+        rotation_period_days: aws_managed
+            .then_some(kms_core::schedule::DEFAULT_ROTATION_PERIOD_DAYS),
+        next_rotation_date_ms: aws_managed.then_some(
+            now + i64::from(kms_core::schedule::DEFAULT_ROTATION_PERIOD_DAYS)
+                * kms_core::schedule::DAY_MS,
+        ),
+        valid_to_ms: None,
+        aws_managed,
+    };
+    kms_bus::key_to_wire(&domain, &mut record);
+    call.call::<metadata::CreateKey>(&wire::CreateKeyRequest {
+        caller: call.caller(),
+        key: Some(record),
+        managed_alias: new.managed_alias.unwrap_or_default(),
+    })
+    .await?
+    .key
+    .ok_or_else(KmsError::internal)
+}
+
+/// The services whose AWS managed keys (`alias/aws/<service>`) a tenant may use.
+const MANAGED_KEY_SERVICES: &[&str] = &[
+    "acm",
+    "backup",
+    "cloudtrail",
+    "codecommit",
+    "dynamodb",
+    "ebs",
+    "efs",
+    "elasticfilesystem",
+    "es",
+    "glue",
+    "kinesis",
+    "lambda",
+    "rds",
+    "redshift",
+    "s3",
+    "secretsmanager",
+    "sns",
+    "sqs",
+    "ssm",
+    "xray",
+];
+
+/// Creates the AWS managed key behind `alias/aws/<service>` on first use, as AWS does.
+/// `None` when the alias names no known service.
+pub(super) async fn create_managed_key(
+    call: &Call<'_>,
+    alias_name: &str,
+) -> Option<KmsResult<wire::KeyRecord>> {
+    let service = alias_name.strip_prefix("alias/aws/")?;
+    if !MANAGED_KEY_SERVICES.contains(&service) {
+        return None;
+    }
+    let account = &call.caller.account;
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Id": format!("auto-{service}-1"),
+        "Statement": [
+            {
+                "Sid": format!("Allow access through {service} for all principals in the account that are authorized to use {service}"),
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {
+                    "kms:CallerAccount": account,
+                    "kms:ViaService": format!("{service}.{}.amazonaws.com", call.caller.region)
+                }}
+            },
+            {
+                "Sid": "Allow direct access to key metadata to the account",
+                "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+                "Action": ["kms:Describe*", "kms:Get*", "kms:List*"],
+                "Resource": "*"
+            }
+        ]
+    })
+    .to_string();
+    let new = NewKey {
+        key_id: uuid::Uuid::new_v4().to_string(),
+        description: format!(
+            "Default key that protects my {service} data when no other key is defined"
+        ),
+        spec: KeySpec::SymmetricDefault,
+        usage: KeyUsage::EncryptDecrypt,
+        origin: Origin::AwsKms,
+        tags: Vec::new(),
+        policy,
+        managed_alias: Some(alias_name.to_owned()),
+    };
+    Some(new_key(call, new).await)
 }
 
 fn now_ms() -> i64 {
@@ -241,6 +342,13 @@ async fn change_state(
     change: Change,
 ) -> KmsResult<wire::KeyRecord> {
     let key = call.resolve(key_ref).await?;
+    let action = match change {
+        Change::Enable(_) => "EnableKey",
+        Change::Disable(_) => "DisableKey",
+        Change::ScheduleDeletionDays(_) => "ScheduleKeyDeletion",
+        Change::CancelDeletion(_) => "CancelKeyDeletion",
+    };
+    call.check_customer_managed(&key, action)?;
     call.call::<metadata::ChangeKeyState>(&wire::ChangeKeyStateRequest {
         caller: call.caller(),
         key_id: key.key_id,
@@ -265,7 +373,8 @@ pub(super) async fn update_key_description(call: &Call<'_>, p: &Params) -> KmsRe
     let key_ref = p.str("KeyId")?;
     let description = p.str("Description")?;
     validate::description(description)?;
-    let (key, _) = call.usable(key_ref, Usage::Modify).await?;
+    let (key, domain) = call.usable(key_ref, Usage::Modify).await?;
+    domain.check_customer_managed(&call.caller.principal, "UpdateKeyDescription")?;
     call.call::<metadata::UpdateDescription>(&wire::UpdateDescriptionRequest {
         caller: call.caller(),
         key_id: key.key_id,

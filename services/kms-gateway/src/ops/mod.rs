@@ -63,18 +63,43 @@ impl Call<'_> {
         }
     }
 
-    /// Resolves any of the four key reference forms to the caller's key.
+    /// Resolves any of the four key reference forms to the caller's key. An AWS managed
+    /// key (`alias/aws/<service>`) is created on first use, as AWS does.
     async fn resolve(&self, key_ref: &str) -> KmsResult<wire::KeyRecord> {
-        KeyRef::parse(key_ref)?;
-        let response = self
+        let parsed = KeyRef::parse(key_ref)?;
+        let resolved = self
             .call::<metadata::ResolveKey>(&wire::ResolveKeyRequest {
                 caller: self.caller(),
                 key_ref: key_ref.to_owned(),
             })
-            .await?;
-        let key = response.key.ok_or_else(KmsError::internal)?;
+            .await;
+        let key = match (resolved, &parsed) {
+            (Ok(response), _) => response.key.ok_or_else(KmsError::internal)?,
+            (Err(e), KeyRef::AliasName(name)) if e.code == ErrorCode::NotFound => {
+                match keys::create_managed_key(self, name).await {
+                    Some(created) => created?,
+                    None => return Err(e),
+                }
+            }
+            (Err(e), KeyRef::AliasArn { alias_name, account, region })
+                if e.code == ErrorCode::NotFound
+                    && *account == self.caller.account
+                    && *region == self.caller.region =>
+            {
+                match keys::create_managed_key(self, alias_name).await {
+                    Some(created) => created?,
+                    None => return Err(e),
+                }
+            }
+            (Err(e), _) => return Err(e),
+        };
         self.touch(&key.arn);
         Ok(key)
+    }
+
+    /// Refuses a management action on an AWS managed key.
+    fn check_customer_managed(&self, key: &wire::KeyRecord, action: &str) -> KmsResult<()> {
+        kms_bus::key_from_wire(key)?.check_customer_managed(&self.caller.principal, action)
     }
 
     /// Resolves a key and checks it may serve an operation of class `usage`.

@@ -35,6 +35,7 @@ pub(super) async fn put_key_policy(call: &Call<'_>, p: &Params) -> KmsResult<Out
     let document = p.str("Policy")?;
     let bypass = p.opt_bool("BypassPolicyLockoutSafetyCheck")?.unwrap_or(false);
     let key = call.resolve(key_ref).await?;
+    call.check_customer_managed(&key, "PutKeyPolicy")?;
     super::check_key_policy(call, document, &key.arn, bypass)?;
     call.call::<op::PutPolicy>(&wire::PutPolicyRequest {
         caller: call.caller(),

@@ -25,6 +25,16 @@ async fn set_rotation(call: &Call<'_>, key_ref: &str, enabled: bool, days: i32) 
     Ok(())
 }
 
+/// Rotation status and history may be read for rotatable keys and for AWS managed keys
+/// (which rotate every year on their own).
+fn check_rotation_readable(key: &wire::KeyRecord) -> KmsResult<()> {
+    let domain = kms_bus::key_from_wire(key)?;
+    if domain.aws_managed {
+        return Ok(());
+    }
+    schedule::check_rotation_supported(&domain)
+}
+
 pub(super) async fn enable_key_rotation(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     let key_ref = p.str("KeyId")?;
     let days = schedule::rotation_period_days(p.opt_i64("RotationPeriodInDays")?)?;
@@ -39,7 +49,7 @@ pub(super) async fn disable_key_rotation(call: &Call<'_>, p: &Params) -> KmsResu
 
 pub(super) async fn get_key_rotation_status(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     let key = call.resolve_key_only(p.str("KeyId")?, "KeyId").await?;
-    schedule::check_rotation_supported(&kms_bus::key_from_wire(&key)?)?;
+    check_rotation_readable(&key)?;
     let mut body = json!({ "KeyRotationEnabled": key.rotation_enabled, "KeyId": key.arn });
     if let Some(obj) = body.as_object_mut() {
         if let Some(days) = key.rotation_period_days {
@@ -88,7 +98,7 @@ pub(super) async fn rotate_key_on_demand(call: &Call<'_>, p: &Params) -> KmsResu
 pub(super) async fn list_key_rotations(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     let limit = usize::try_from(limit(p, 100, 1000)?).unwrap_or(100);
     let key = call.resolve_key_only(p.str("KeyId")?, "KeyId").await?;
-    schedule::check_rotation_supported(&kms_bus::key_from_wire(&key)?)?;
+    check_rotation_readable(&key)?;
     // The marker is the material version of the last rotation already returned.
     let after = match p.opt_str("Marker")? {
         None => 0,

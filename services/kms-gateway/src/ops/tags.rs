@@ -15,7 +15,8 @@ pub(super) async fn tag_resource(call: &Call<'_>, p: &Params) -> KmsResult<Outpu
         KmsError::validation("1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null")
     })?;
     validate::tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let (key, _) = call.usable(key_ref, Usage::Modify).await?;
+    let (key, domain) = call.usable(key_ref, Usage::Modify).await?;
+    domain.check_customer_managed(&call.caller.principal, "TagResource")?;
     call.call::<op::TagResource>(&wire::TagResourceRequest {
         caller: call.caller(),
         key_id: key.key_id,
@@ -32,7 +33,8 @@ pub(super) async fn untag_resource(call: &Call<'_>, p: &Params) -> KmsResult<Out
     let tag_keys = p.str_list("TagKeys")?.ok_or_else(|| {
         KmsError::validation("1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null")
     })?;
-    let (key, _) = call.usable(key_ref, Usage::Modify).await?;
+    let (key, domain) = call.usable(key_ref, Usage::Modify).await?;
+    domain.check_customer_managed(&call.caller.principal, "UntagResource")?;
     call.call::<op::UntagResource>(&wire::UntagResourceRequest {
         caller: call.caller(),
         key_id: key.key_id,

@@ -36,7 +36,11 @@ async fn create(store: &MetadataStore, account: &str, region: &str) -> String {
     let key = record(account, region);
     let id = key.key_id.clone();
     store
-        .create_key(wire::CreateKeyRequest { caller: ctx(account, region), key: Some(key) })
+        .create_key(wire::CreateKeyRequest {
+            caller: ctx(account, region),
+            key: Some(key),
+            managed_alias: String::new(),
+        })
         .await
         .unwrap();
     id
@@ -316,4 +320,30 @@ async fn deletion_removes_the_key_and_its_aliases_only_when_due() {
         .unwrap();
     assert_eq!(listed.keys.len(), 1);
     assert!(!store.remove_deleted_key(&id).await.unwrap(), "removing twice is a no-op");
+}
+
+#[tokio::test]
+async fn a_managed_key_and_its_alias_are_created_together_once() {
+    let (_d, store) = open();
+    let create = |key: wire::KeyRecord| wire::CreateKeyRequest {
+        caller: ctx(A, "us-east-1"),
+        key: Some(key),
+        managed_alias: "alias/aws/s3".into(),
+    };
+    let first = record(A, "us-east-1");
+    let first_id = first.key_id.clone();
+    let made = store.create_key(create(first)).await.unwrap().key.unwrap();
+    assert_eq!(made.key_id, first_id);
+    assert_eq!(resolve(&store, A, "us-east-1", "alias/aws/s3").unwrap(), first_id);
+    // A racing second first-use gets the key that won.
+    let again = store.create_key(create(record(A, "us-east-1"))).await.unwrap().key.unwrap();
+    assert_eq!(again.key_id, first_id);
+    let listed = store
+        .list_keys(wire::ListKeysRequest {
+            caller: ctx(A, "us-east-1"),
+            limit: 10,
+            marker: String::new(),
+        })
+        .unwrap();
+    assert_eq!(listed.keys.len(), 1, "the loser's record was not stored");
 }

@@ -19,5 +19,6 @@ mod durability;
 mod import;
 mod keys;
 mod lifecycle;
+mod managed;
 mod policies;
 mod tenancy;

@@ -123,7 +123,12 @@ impl KeyRecord {
                 self.pending_window_days = Some(days);
                 self.deletion_date_ms = Some(now_ms + i64::from(days) * DAY_MS);
             }
-            StateChange::CancelDeletion if !pending => return Err(self.invalid_state()),
+            StateChange::CancelDeletion if !pending => {
+                return Err(KmsError::new(
+                    ErrorCode::InvalidState,
+                    format!("{} is not pending deletion.", self.arn),
+                ));
+            }
             StateChange::CancelDeletion => {
                 // As in AWS: a key whose deletion is cancelled comes back Disabled.
                 self.state = KeyState::Disabled;

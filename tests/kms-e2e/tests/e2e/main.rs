@@ -17,6 +17,7 @@ mod auth;
 mod crypto;
 mod durability;
 mod import;
+mod key_states;
 mod keys;
 mod lifecycle;
 mod managed;

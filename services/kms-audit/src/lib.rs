@@ -63,18 +63,7 @@ pub async fn run(
     let stream =
         kms_bus::ensure_audit_stream(&js, &AuditStreamConfig { replicas: config.stream_replicas })
             .await?;
-    let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            CONSUMER,
-            consumer::pull::Config {
-                durable_name: Some(CONSUMER.to_owned()),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the audit consumer: {e}"))?;
+    let consumer = durable_consumer(&stream, store.last_stream_seq()).await?;
     let (applied_tx, applied) = watch::channel(store.last_stream_seq());
     let state = Arc::new(State { store: store.clone(), js, applied });
     let router = Router::new("audit")
@@ -86,6 +75,51 @@ pub async fn run(
     let _ = stop_tx.send(true);
     consuming.await??;
     served
+}
+
+fn consumer_config(deliver_policy: consumer::DeliverPolicy) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(CONSUMER.to_owned()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        deliver_policy,
+        ..Default::default()
+    }
+}
+
+/// The durable consumer that feeds the store. If the store is behind what the consumer
+/// has already acknowledged (it was lost, or restored from an older copy), the consumer is
+/// recreated to deliver again from the first record the store lacks: the stream is the
+/// source of truth and the store is rebuilt by replay, with the same hash chain.
+async fn durable_consumer(
+    stream: &jetstream::stream::Stream,
+    applied: u64,
+) -> anyhow::Result<consumer::PullConsumer> {
+    let existing: Result<consumer::PullConsumer, _> = stream.get_consumer(CONSUMER).await;
+    if let Ok(current) = existing {
+        let acked = current
+            .get_info()
+            .await
+            .map(|info| info.ack_floor.stream_sequence)
+            .map_err(|e| anyhow::anyhow!("reading the audit consumer: {e}"))?;
+        if acked <= applied {
+            return Ok(current);
+        }
+        tracing::warn!(applied, acked, "audit store is behind the stream; replaying");
+        stream
+            .delete_consumer(CONSUMER)
+            .await
+            .map_err(|e| anyhow::anyhow!("resetting the audit consumer: {e}"))?;
+    }
+    let policy = if applied == 0 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence { start_sequence: applied + 1 }
+    };
+    stream
+        .create_consumer(consumer_config(policy))
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the audit consumer: {e}"))
 }
 
 /// Applies stream messages in order; acks only what is durably stored.

@@ -20,6 +20,8 @@ pub struct AllConfig {
     pub policy: kms_policy::Config,
     pub crypto: kms_crypto::Config,
     pub audit: kms_audit::Config,
+    /// Whether this process runs the audit service (tests run it separately to stop it).
+    pub run_audit: bool,
 }
 
 impl AllConfig {
@@ -37,6 +39,7 @@ impl AllConfig {
             policy: kms_policy::Config::for_test(data_dir.join("policy")),
             crypto,
             audit: kms_audit::Config::for_test(data_dir.join("audit")),
+            run_audit: true,
         }
     }
 }
@@ -61,7 +64,9 @@ pub async fn run_all(
     ));
     tasks.spawn(kms_policy::run(config.policy, bus.clone(), stop.clone().cancelled_owned()));
     tasks.spawn(kms_crypto::run(config.crypto, bus.clone(), stop.clone().cancelled_owned()));
-    tasks.spawn(kms_audit::run(config.audit, bus.clone(), stop.clone().cancelled_owned()));
+    if config.run_audit {
+        tasks.spawn(kms_audit::run(config.audit, bus.clone(), stop.clone().cancelled_owned()));
+    }
     tasks.spawn(kms_gateway::run(config.gateway, bus, listener, stop.cancelled_owned()));
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {

@@ -32,6 +32,8 @@ pub(crate) struct Sandbox {
     /// The clock of scheduled rotations and deletions; tests move it.
     pub(crate) clock: kms_core::ManualClock,
     running: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+    /// A second audit service the test starts and stops on its own (see `start_audit`).
+    extra_audit: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
 }
 
 impl Sandbox {
@@ -71,6 +73,7 @@ impl Sandbox {
             keys,
             clock: kms_core::ManualClock::starting_now(),
             running: None,
+            extra_audit: None,
         };
         sandbox.launch().await;
         sandbox
@@ -80,16 +83,77 @@ impl Sandbox {
         self.data.path().join("root-key.hex")
     }
 
+    /// Starts the system with its audit service replaced by one the test controls.
+    pub(crate) async fn start_with_separate_audit() -> Self {
+        let mut sb = Self::start().await;
+        sb.running_without_audit().await;
+        sb
+    }
+
+    async fn running_without_audit(&mut self) {
+        if let Some((shutdown, task)) = self.running.take() {
+            shutdown.cancel();
+            task.await.expect("join").expect("services stop cleanly");
+        }
+        self.launch_with(false).await;
+        self.start_audit().await;
+    }
+
+    fn audit_dir(&self) -> PathBuf {
+        self.data.path().join("audit-separate")
+    }
+
+    /// Starts the separately run audit service (its store under its own directory).
+    pub(crate) async fn start_audit(&mut self) {
+        let bus =
+            kms_bus::Bus::connect(&self.nats.url(), Duration::from_secs(5)).await.expect("bus");
+        let shutdown = CancellationToken::new();
+        let config = kms_audit::Config::for_test(self.audit_dir());
+        let task = tokio::spawn(kms_audit::run(config, bus, shutdown.clone().cancelled_owned()));
+        self.extra_audit = Some((shutdown, task));
+    }
+
+    /// Waits until the separately run audit service answers lookups.
+    pub(crate) async fn wait_audit(&self) {
+        let trail = self.cloudtrail(ACCOUNT_A);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while trail.lookup_events().max_results(1).send().await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "audit service did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The separately run audit service's store directory (open it only while stopped).
+    pub(crate) fn separate_audit_dir(&self) -> PathBuf {
+        self.audit_dir()
+    }
+
+    /// Stops the separately run audit service; with `wipe`, its store is lost too.
+    pub(crate) async fn stop_audit(&mut self, wipe: bool) {
+        if let Some((shutdown, task)) = self.extra_audit.take() {
+            shutdown.cancel();
+            task.await.expect("join").expect("audit stops cleanly");
+        }
+        if wipe {
+            std::fs::remove_dir_all(self.audit_dir()).expect("wipe the audit store");
+        }
+    }
+
     async fn launch(&mut self) {
+        self.launch_with(true).await;
+    }
+
+    async fn launch_with(&mut self, with_audit: bool) {
         let listener =
             tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("bind gateway");
         self.port = listener.local_addr().expect("local addr").port();
         self.endpoint = format!("http://127.0.0.1:{}", self.port);
-        let config = kms_server::AllConfig::under(
+        let mut config = kms_server::AllConfig::under(
             self.data.path(),
             self.root_key_file(),
             self.data.path().join("credentials.json"),
         );
+        config.run_audit = with_audit;
         let bus = kms_bus::Bus::connect(&self.nats.url(), Duration::from_secs(5))
             .await
             .expect("bus connects");
@@ -98,7 +162,9 @@ impl Sandbox {
         let task =
             tokio::spawn(kms_server::run_all(config, bus, listener, clock, shutdown.clone()));
         self.running = Some((shutdown, task));
-        self.wait_ready().await;
+        if with_audit {
+            self.wait_ready().await;
+        }
     }
 
     /// Polls a real call until every service answers.
@@ -220,6 +286,9 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         if let Some((shutdown, _)) = self.running.take() {
+            shutdown.cancel();
+        }
+        if let Some((shutdown, _)) = self.extra_audit.take() {
             shutdown.cancel();
         }
     }

@@ -180,31 +180,37 @@ impl KeyRecord {
     }
 }
 
+/// A plain symmetric key in `state`, for unit tests across the crate.
+#[cfg(test)]
+pub(crate) fn test_key(state: KeyState) -> KeyRecord {
+    KeyRecord {
+        key_id: "k".into(),
+        account: "111122223333".into(),
+        region: "us-east-1".into(),
+        arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
+        creation_date_ms: 0,
+        description: String::new(),
+        state,
+        spec: KeySpec::SymmetricDefault,
+        usage: KeyUsage::EncryptDecrypt,
+        origin: Origin::AwsKms,
+        deletion_date_ms: None,
+        pending_window_days: None,
+        current_material_version: 1,
+        rotation_enabled: false,
+        rotation_period_days: None,
+        next_rotation_date_ms: None,
+        valid_to_ms: None,
+        aws_managed: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key(state: KeyState) -> KeyRecord {
-        KeyRecord {
-            key_id: "k".into(),
-            account: "111122223333".into(),
-            region: "us-east-1".into(),
-            arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
-            creation_date_ms: 0,
-            description: String::new(),
-            state,
-            spec: KeySpec::SymmetricDefault,
-            usage: KeyUsage::EncryptDecrypt,
-            origin: Origin::AwsKms,
-            deletion_date_ms: None,
-            pending_window_days: None,
-            current_material_version: 1,
-            rotation_enabled: false,
-            rotation_period_days: None,
-            next_rotation_date_ms: None,
-            valid_to_ms: None,
-            aws_managed: false,
-        }
+        test_key(state)
     }
 
     fn check(from: KeyState, change: StateChange, expected: Result<KeyState, ErrorCode>) {

@@ -88,29 +88,10 @@ pub fn due(key: &KeyRecord, now_ms: i64) -> Option<Due> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{KeyUsage, Usage};
+    use crate::Usage;
 
     fn key(state: KeyState) -> KeyRecord {
-        KeyRecord {
-            key_id: "k".into(),
-            account: "111122223333".into(),
-            region: "us-east-1".into(),
-            arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
-            creation_date_ms: 0,
-            description: String::new(),
-            state,
-            spec: KeySpec::SymmetricDefault,
-            usage: KeyUsage::EncryptDecrypt,
-            origin: Origin::AwsKms,
-            deletion_date_ms: None,
-            pending_window_days: None,
-            current_material_version: 1,
-            rotation_enabled: false,
-            rotation_period_days: None,
-            next_rotation_date_ms: None,
-            valid_to_ms: None,
-            aws_managed: false,
-        }
+        crate::key::test_key(state)
     }
 
     #[test]

@@ -27,6 +27,24 @@ pub enum PrincipalType {
 }
 
 impl PrincipalType {
+    /// The type an IAM-style principal ARN names (anything not an ARN is a service
+    /// principal such as `s3.amazonaws.com`).
+    pub fn of_arn(principal: &str) -> Self {
+        if !principal.starts_with("arn:") {
+            Self::Service
+        } else if principal.ends_with(":root") {
+            Self::Root
+        } else if principal.contains(":assumed-role/") {
+            Self::AssumedRole
+        } else if principal.contains(":role/") {
+            Self::Role
+        } else {
+            Self::User
+        }
+    }
+}
+
+impl PrincipalType {
     /// The `aws:PrincipalType` value AWS puts in the request context.
     fn aws_value(self) -> Option<&'static str> {
         match self {

@@ -29,17 +29,7 @@ pub(super) fn plain(b: RequestContextBuilder) -> RequestContextBuilder {
 
 /// The principal type a test principal string implies.
 fn infer(principal: &str) -> PrincipalType {
-    if !principal.starts_with("arn:") {
-        PrincipalType::Service
-    } else if principal.ends_with(":root") {
-        PrincipalType::Root
-    } else if principal.contains(":assumed-role/") {
-        PrincipalType::AssumedRole
-    } else if principal.contains(":role/") {
-        PrincipalType::Role
-    } else {
-        PrincipalType::User
-    }
+    PrincipalType::of_arn(principal)
 }
 
 /// A call by `principal` (type inferred) of `action` on [`KEY`] at a fixed time.

@@ -222,15 +222,7 @@ fn check_key_policy(
         return Ok(());
     }
     let principal = call.caller.principal.as_str();
-    let principal_type = if principal.ends_with(":root") {
-        PrincipalType::Root
-    } else if principal.contains(":assumed-role/") {
-        PrincipalType::AssumedRole
-    } else if principal.contains(":role/") {
-        PrincipalType::Role
-    } else {
-        PrincipalType::User
-    };
+    let principal_type = PrincipalType::of_arn(principal);
     let ctx =
         RequestContext::builder(principal, principal_type, "kms:PutKeyPolicy", key_arn).build();
     if lockout_safety_check(&policy, &ctx) {

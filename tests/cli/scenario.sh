@@ -578,6 +578,15 @@ expect_error MalformedPolicyDocumentException -- kms put-key-policy --key-id "$r
 run kms put-key-policy --key-id "$rot_key" --policy-name default --policy "file://$work/locking-policy.json" \
   --bypass-policy-lockout-safety-check >/dev/null
 
+echo "== HMAC keys"
+hmac_key=$(run kms create-key --key-spec HMAC_256 --key-usage GENERATE_VERIFY_MAC --query KeyMetadata.KeyId --output text)
+run kms generate-mac --key-id "$hmac_key" --message "fileb://$work/plaintext.txt" --mac-algorithm HMAC_SHA_256 \
+  --query Mac --output text | b64file "$work/mac.bin"
+expect_eq "verify-mac" "True" "$(kms verify-mac --key-id "$hmac_key" --message "fileb://$work/plaintext.txt" \
+  --mac-algorithm HMAC_SHA_256 --mac "fileb://$work/mac.bin" --query MacValid --output text)"
+expect_error KMSInvalidMacException -- kms verify-mac --key-id "$hmac_key" --message "fileb://$work/plaintext.txt" \
+  --mac-algorithm HMAC_SHA_256 --mac "$(printf 'forged-mac-bytes-forged-mac-byte' | base64)"
+
 echo "== importing key material (the seed's BYOK procedure with openssl)"
 byok_key=$(run kms create-key --description "Key with imported material" --origin EXTERNAL \
   --query 'KeyMetadata.KeyId' --output text)

@@ -27,6 +27,7 @@ pub fn error_to_wire(err: &KmsError) -> ServiceError {
         ErrorCode::IncorrectKeyMaterial => Wire::IncorrectKeyMaterial,
         ErrorCode::InvalidImportToken => Wire::InvalidImportToken,
         ErrorCode::ExpiredImportToken => Wire::ExpiredImportToken,
+        ErrorCode::InvalidMac => Wire::InvalidMac,
         // Protocol-level codes are the gateway's own; a service never sends them.
         ErrorCode::UnknownOperation | ErrorCode::Serialization => Wire::Internal,
     };
@@ -57,6 +58,7 @@ pub fn error_from_wire(err: ServiceError) -> KmsError {
         Wire::IncorrectKeyMaterial => ErrorCode::IncorrectKeyMaterial,
         Wire::InvalidImportToken => ErrorCode::InvalidImportToken,
         Wire::ExpiredImportToken => ErrorCode::ExpiredImportToken,
+        Wire::InvalidMac => ErrorCode::InvalidMac,
     };
     if code == ErrorCode::Internal {
         // Internal details never leave through the gateway.
@@ -93,6 +95,7 @@ mod tests {
             ErrorCode::IncorrectKeyMaterial,
             ErrorCode::InvalidImportToken,
             ErrorCode::ExpiredImportToken,
+            ErrorCode::InvalidMac,
         ];
         for code in codes {
             let back = error_from_wire(error_to_wire(&KmsError::new(code, "m")));

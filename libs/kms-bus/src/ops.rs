@@ -65,6 +65,8 @@ pub mod crypto {
         GetImportParameters(GetImportParametersRequest) -> GetImportParametersResponse;
         ImportMaterial(ImportMaterialRequest) -> ImportMaterialResponse;
         DeleteImportedMaterial(DeleteImportedMaterialRequest) -> DeleteImportedMaterialResponse;
+        GenerateMac(GenerateMacRequest) -> GenerateMacResponse;
+        VerifyMac(VerifyMacRequest) -> VerifyMacResponse;
     );
 }
 

@@ -28,6 +28,7 @@ pub enum ErrorCode {
     IncorrectKeyMaterial,
     InvalidImportToken,
     ExpiredImportToken,
+    InvalidMac,
     UnknownOperation,
     Serialization,
 }
@@ -58,6 +59,7 @@ impl ErrorCode {
             Self::IncorrectKeyMaterial => "IncorrectKeyMaterialException",
             Self::InvalidImportToken => "InvalidImportTokenException",
             Self::ExpiredImportToken => "ExpiredImportTokenException",
+            Self::InvalidMac => "KMSInvalidMacException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Serialization => "SerializationException",
         }

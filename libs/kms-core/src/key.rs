@@ -38,6 +38,10 @@ aws_enum!(
     /// What kind of material a key holds.
     KeySpec {
         SymmetricDefault => "SYMMETRIC_DEFAULT",
+        Hmac224 => "HMAC_224",
+        Hmac256 => "HMAC_256",
+        Hmac384 => "HMAC_384",
+        Hmac512 => "HMAC_512",
     }
 );
 
@@ -45,6 +49,7 @@ aws_enum!(
     /// What a key may be used for.
     KeyUsage {
         EncryptDecrypt => "ENCRYPT_DECRYPT",
+        GenerateVerifyMac => "GENERATE_VERIFY_MAC",
     }
 );
 
@@ -55,6 +60,21 @@ aws_enum!(
         External => "EXTERNAL",
     }
 );
+
+impl KeySpec {
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Self::Hmac224 | Self::Hmac256 | Self::Hmac384 | Self::Hmac512)
+    }
+
+    /// The usage a key of this spec must have.
+    pub fn required_usage(self) -> KeyUsage {
+        if self.is_hmac() {
+            KeyUsage::GenerateVerifyMac
+        } else {
+            KeyUsage::EncryptDecrypt
+        }
+    }
+}
 
 /// A key's metadata as the domain sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

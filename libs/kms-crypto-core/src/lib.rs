@@ -7,6 +7,7 @@
 mod blob;
 mod context;
 mod import;
+mod mac;
 mod material;
 
 pub use blob::{open, peek_header, seal, BlobHeader, InvalidCiphertext, BLOB_OVERHEAD};
@@ -14,4 +15,5 @@ pub use context::canonical_context;
 pub use import::{
     generate_wrapping_key, unwrap_imported, wrapping_key_bits, ImportError, WrappingAlgorithm,
 };
+pub use mac::{generate_mac, verify_mac, MacAlgorithm};
 pub use material::{random_bytes, KeyMaterial, RootKey, RootKeyError, UnwrapError};

@@ -6,27 +6,40 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-/// 256 bits of symmetric key material.
-pub struct KeyMaterial(Zeroizing<[u8; 32]>);
+/// Secret key material: 256 bits for symmetric encryption keys, 224 to 512 bits for HMAC
+/// keys. Zeroized on drop; never shown by `Debug`.
+pub struct KeyMaterial(Zeroizing<Vec<u8>>);
 
 impl KeyMaterial {
+    /// 256 bits of fresh symmetric material.
     pub fn generate() -> Self {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        Self::generate_len(32)
+    }
+
+    /// `len` bytes of fresh material.
+    pub fn generate_len(len: usize) -> Self {
+        let mut bytes = Zeroizing::new(vec![0u8; len]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut_slice());
         Self(bytes)
     }
 
+    /// Exactly 256 bits (symmetric encryption material, the root key).
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let mut out = Zeroizing::new([0u8; 32]);
-        if bytes.len() != out.len() {
-            return None;
-        }
-        out.copy_from_slice(bytes);
-        Some(Self(out))
+        (bytes.len() == 32).then(|| Self(Zeroizing::new(bytes.to_vec())))
+    }
+
+    /// Material of any non-empty length, as stored.
+    fn from_stored(bytes: &[u8]) -> Option<Self> {
+        (!bytes.is_empty()).then(|| Self(Zeroizing::new(bytes.to_vec())))
     }
 
     pub(crate) fn expose(&self) -> &[u8] {
-        self.0.as_ref()
+        self.0.as_slice()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_stored_for_test(bytes: &[u8]) -> Self {
+        Self(Zeroizing::new(bytes.to_vec()))
     }
 }
 
@@ -107,7 +120,7 @@ impl RootKey {
                 .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
                 .map_err(|_| UnwrapError)?,
         );
-        KeyMaterial::from_bytes(&plain).ok_or(UnwrapError)
+        KeyMaterial::from_stored(&plain).ok_or(UnwrapError)
     }
 }
 

@@ -89,6 +89,8 @@ pub async fn run(
         })
         .route::<op::DeleteImportedMaterial, _, _>(|s: Arc<CryptoStore>, r| async move {
             s.delete_imported_material(r).await
-        });
+        })
+        .route::<op::GenerateMac, _, _>(|s: Arc<CryptoStore>, r| async move { s.generate_mac(r) })
+        .route::<op::VerifyMac, _, _>(|s: Arc<CryptoStore>, r| async move { s.verify_mac(r) });
     kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await
 }

@@ -291,6 +291,35 @@ impl CryptoStore {
     }
 }
 
+impl CryptoStore {
+    pub(crate) fn generate_mac(
+        &self,
+        r: wire::GenerateMacRequest,
+    ) -> KmsResult<wire::GenerateMacResponse> {
+        let alg = cc::MacAlgorithm::parse(&r.mac_algorithm)
+            .ok_or_else(|| KmsError::validation("unknown MAC algorithm"))?;
+        let material = self.required_material(&r.key_id, r.material_version)?;
+        let mac = cc::generate_mac(&material, alg, &r.message)
+            .ok_or_else(|| internal("HMAC key rejected"))?;
+        Ok(wire::GenerateMacResponse { mac })
+    }
+
+    /// A MAC that does not verify is KMSInvalidMacException, as in AWS.
+    pub(crate) fn verify_mac(
+        &self,
+        r: wire::VerifyMacRequest,
+    ) -> KmsResult<wire::VerifyMacResponse> {
+        let alg = cc::MacAlgorithm::parse(&r.mac_algorithm)
+            .ok_or_else(|| KmsError::validation("unknown MAC algorithm"))?;
+        let material = self.required_material(&r.key_id, r.material_version)?;
+        if cc::verify_mac(&material, alg, &r.message, &r.mac) {
+            Ok(wire::VerifyMacResponse { mac_valid: true })
+        } else {
+            Err(KmsError::new(ErrorCode::InvalidMac, ""))
+        }
+    }
+}
+
 pub(crate) fn generate_random(
     r: wire::GenerateRandomRequest,
 ) -> KmsResult<wire::GenerateRandomResponse> {

@@ -33,6 +33,7 @@ const RECORDED_MEMBERS: &[&str] = &[
     "KeyState",
     "KeyUsage",
     "Limit",
+    "MacAlgorithm",
     "LookupAttributes",
     "Marker",
     "MaxResults",

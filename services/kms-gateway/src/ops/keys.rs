@@ -26,9 +26,16 @@ pub(super) fn key_metadata(k: &wire::KeyRecord) -> Value {
         "KeyManager": if k.key_manager == "AWS" { "AWS" } else { "CUSTOMER" },
         "CustomerMasterKeySpec": k.key_spec,
         "KeySpec": k.key_spec,
-        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
         "MultiRegion": k.multi_region,
     });
+    // Encryption keys list their encryption algorithms, HMAC keys their MAC algorithm.
+    let algorithms = match kms_crypto_core::MacAlgorithm::for_key_spec(&k.key_spec) {
+        Some(mac) => ("MacAlgorithms", json!([mac.as_str()])),
+        None => ("EncryptionAlgorithms", json!(["SYMMETRIC_DEFAULT"])),
+    };
+    if let Some(obj) = m.as_object_mut() {
+        obj.insert(algorithms.0.into(), algorithms.1);
+    }
     if let (Some(date), Some(obj)) = (k.deletion_date_ms, m.as_object_mut()) {
         obj.insert("DeletionDate".into(), epoch_seconds(date));
     }
@@ -109,6 +116,20 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
         Origin::AwsKms,
         &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"],
     )?;
+    if usage != spec.required_usage() {
+        return Err(KmsError::validation(format!(
+            "KeyUsage {} is not compatible with KeySpec {}; use {}",
+            usage.as_str(),
+            spec.as_str(),
+            spec.required_usage().as_str()
+        )));
+    }
+    if origin == Origin::External && spec != KeySpec::SymmetricDefault {
+        return Err(KmsError::new(
+            ErrorCode::UnsupportedOperation,
+            format!("Importing key material for {} keys is not supported yet", spec.as_str()),
+        ));
+    }
     if p.opt_bool("MultiRegion")? == Some(true) {
         return Err(KmsError::new(
             ErrorCode::UnsupportedOperation,

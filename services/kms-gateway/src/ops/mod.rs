@@ -5,6 +5,7 @@ mod aliases;
 mod crypto;
 mod import;
 mod keys;
+mod mac;
 mod policies;
 mod rotation;
 mod tags;
@@ -138,6 +139,8 @@ pub(crate) async fn dispatch(call: &Call<'_>, name: &str, p: &Params) -> Option<
         "GenerateDataKey" => crypto::generate_data_key(call, p, true).await,
         "GenerateDataKeyWithoutPlaintext" => crypto::generate_data_key(call, p, false).await,
         "GenerateRandom" => crypto::generate_random(call, p).await,
+        "GenerateMac" => mac::generate_mac(call, p).await,
+        "VerifyMac" => mac::verify_mac(call, p).await,
         "CreateAlias" => aliases::create_alias(call, p).await,
         "UpdateAlias" => aliases::update_alias(call, p).await,
         "DeleteAlias" => aliases::delete_alias(call, p).await,
@@ -179,6 +182,8 @@ pub(crate) fn is_read_only(name: &str) -> bool {
             | "GenerateDataKey"
             | "GenerateDataKeyWithoutPlaintext"
             | "GenerateRandom"
+            | "GenerateMac"
+            | "VerifyMac"
     )
 }
 

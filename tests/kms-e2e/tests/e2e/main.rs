@@ -20,6 +20,7 @@ mod import;
 mod key_states;
 mod keys;
 mod lifecycle;
+mod mac;
 mod managed;
 mod policies;
 mod tenancy;

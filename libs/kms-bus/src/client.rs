@@ -56,10 +56,6 @@ impl Bus {
         Ok(Self { client, timeout })
     }
 
-    pub fn from_client(client: async_nats::Client, timeout: Duration) -> Self {
-        Self { client, timeout }
-    }
-
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }

@@ -77,12 +77,8 @@ impl<S: Send + Sync + 'static> Router<S> {
 fn to_reply(result: KmsResult<Vec<u8>>) -> Reply {
     let result = match result {
         Ok(bytes) => reply::Result::Ok(bytes),
-        Err(err) => {
-            if err.code == kms_core::ErrorCode::Internal {
-                tracing::error!(message = %err.message, "request failed internally");
-            }
-            reply::Result::Error(error_to_wire(&err))
-        }
+        // A service logs the cause of an internal error where it happens.
+        Err(err) => reply::Result::Error(error_to_wire(&err)),
     };
     Reply { result: Some(result) }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures::StreamExt;
 use kms_audit_log::{lookup_response_json, AuditStore, LookupAttribute, LookupQuery};
-use kms_bus::{audit as op, AuditStreamConfig, Bus, Router, AUDIT_STREAM};
+use kms_bus::{audit as op, AuditStreamConfig, Bus, Router};
 use kms_core::{KmsError, KmsResult};
 use kms_proto::v1 as wire;
 use tokio::sync::watch;
@@ -39,7 +39,7 @@ impl Config {
 
 struct State {
     store: Arc<AuditStore>,
-    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
     applied: watch::Receiver<u64>,
 }
 
@@ -65,7 +65,7 @@ pub async fn run(
             .await?;
     let consumer = durable_consumer(&stream, store.last_stream_seq()).await?;
     let (applied_tx, applied) = watch::channel(store.last_stream_seq());
-    let state = Arc::new(State { store: store.clone(), js, applied });
+    let state = Arc::new(State { store: store.clone(), stream: stream.clone(), applied });
     let router = Router::new("audit")
         .route::<op::LookupEvents, _, _>(|s: Arc<State>, r| async move { lookup(&s, r).await });
 
@@ -173,13 +173,8 @@ async fn consume(
 /// Waits until every event the stream has acknowledged so far is in the store, so a
 /// caller who just got an answer finds its event.
 async fn catch_up(state: &State) {
-    let last = match state.js.get_stream(AUDIT_STREAM).await {
-        Ok(stream) => match stream.get_info().await {
-            Ok(info) => info.state.last_sequence,
-            Err(_) => return,
-        },
-        Err(_) => return,
-    };
+    let Ok(info) = state.stream.get_info().await else { return };
+    let last = info.state.last_sequence;
     let mut applied = state.applied.clone();
     let _ = tokio::time::timeout(CATCH_UP, applied.wait_for(|seq| *seq >= last)).await;
 }

@@ -49,22 +49,18 @@ pub(crate) async fn lookup_events(
         return Ok(Output { body: serde_json::json!({ "Events": [] }), response_elements: None });
     }
     let response = call
-        .bus
-        .call::<op::LookupEvents>(
-            &kms_bus::CallContext { request_id: call.caller.request_id.clone() },
-            &wire::LookupEventsRequest {
-                caller: Some(call.caller.clone()),
-                all_accounts: is_admin,
-                attributes: attributes
-                    .into_iter()
-                    .map(|(key, value)| wire::LookupAttribute { key, value })
-                    .collect(),
-                start_time_ms: epoch_ms(p, "StartTime")?,
-                end_time_ms: epoch_ms(p, "EndTime")?,
-                max_results,
-                next_token: p.opt_str("NextToken")?.unwrap_or_default().to_owned(),
-            },
-        )
+        .call::<op::LookupEvents>(&wire::LookupEventsRequest {
+            caller: Some(call.caller.clone()),
+            all_accounts: is_admin,
+            attributes: attributes
+                .into_iter()
+                .map(|(key, value)| wire::LookupAttribute { key, value })
+                .collect(),
+            start_time_ms: epoch_ms(p, "StartTime")?,
+            end_time_ms: epoch_ms(p, "EndTime")?,
+            max_results,
+            next_token: p.opt_str("NextToken")?.unwrap_or_default().to_owned(),
+        })
         .await?;
     if !response.error_code.is_empty() {
         return Err(LookupFailure::CloudTrail {

@@ -14,11 +14,6 @@ use crate::params::Params;
 /// Import tokens are valid for 24 hours, as in AWS.
 const TOKEN_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
 
-fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
-}
-
 /// The key, which must hold imported material and not be pending deletion.
 async fn external_key(call: &Call<'_>, p: &Params) -> KmsResult<wire::KeyRecord> {
     let key = call.resolve_key_only(p.str("KeyId")?, "KeyId").await?;
@@ -59,7 +54,7 @@ pub(super) async fn get_parameters_for_import(call: &Call<'_>, p: &Params) -> Km
     )?;
     let spec = enum_value(p, "WrappingKeySpec", &["RSA_2048", "RSA_3072", "RSA_4096"])?;
     let key = external_key(call, p).await?;
-    let now = now_ms();
+    let now = kms_core::Clock::now_ms(&kms_core::SystemClock);
     let valid_to = now + TOKEN_LIFETIME_MS;
     let params = call
         .call::<crypto_op::GetImportParameters>(&wire::GetImportParametersRequest {
@@ -106,7 +101,7 @@ pub(super) async fn import_key_material(call: &Call<'_>, p: &Params) -> KmsResul
     };
     #[allow(clippy::cast_possible_truncation, reason = "epoch milliseconds fit in i64")]
     let valid_to_ms = valid_to.map(|s| (s * 1000.0).round() as i64);
-    let now = now_ms();
+    let now = kms_core::Clock::now_ms(&kms_core::SystemClock);
     if valid_to_ms.is_some_and(|v| v <= now) {
         return Err(KmsError::validation("ValidTo must be in the future"));
     }

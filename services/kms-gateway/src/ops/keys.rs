@@ -202,7 +202,7 @@ async fn new_key(call: &Call<'_>, new: NewKey) -> KmsResult<wire::KeyRecord> {
     })
     .await?;
     let aws_managed = new.managed_alias.is_some();
-    let now = now_ms();
+    let now = kms_core::Clock::now_ms(&kms_core::SystemClock);
     let mut record = wire::KeyRecord {
         tags: new.tags.into_iter().map(|(key, value)| wire::Tag { key, value }).collect(),
         ..Default::default()
@@ -320,11 +320,6 @@ pub(super) async fn create_managed_key(
         managed_alias: Some(alias_name.to_owned()),
     };
     Some(new_key(call, new).await)
-}
-
-fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 pub(super) async fn describe_key(call: &Call<'_>, p: &Params) -> KmsResult<Output> {

@@ -52,7 +52,7 @@ impl Call<'_> {
         Some(self.caller.clone())
     }
 
-    async fn call<O: Operation>(&self, request: &O::Request) -> KmsResult<O::Response> {
+    pub(crate) async fn call<O: Operation>(&self, request: &O::Request) -> KmsResult<O::Response> {
         self.bus.call::<O>(&self.ctx(), request).await
     }
 

@@ -28,6 +28,10 @@ pub fn error_to_wire(err: &KmsError) -> ServiceError {
         ErrorCode::InvalidImportToken => Wire::InvalidImportToken,
         ErrorCode::ExpiredImportToken => Wire::ExpiredImportToken,
         ErrorCode::InvalidMac => Wire::InvalidMac,
+        ErrorCode::InvalidSignature => Wire::InvalidSignature,
+        ErrorCode::InvalidGrantToken => Wire::InvalidGrantToken,
+        ErrorCode::InvalidGrantId => Wire::InvalidGrantId,
+        ErrorCode::DryRunOperation => Wire::DryRunOperation,
         // Protocol-level codes are the gateway's own; a service never sends them.
         ErrorCode::UnknownOperation | ErrorCode::Serialization => Wire::Internal,
     };
@@ -59,6 +63,10 @@ pub fn error_from_wire(err: ServiceError) -> KmsError {
         Wire::InvalidImportToken => ErrorCode::InvalidImportToken,
         Wire::ExpiredImportToken => ErrorCode::ExpiredImportToken,
         Wire::InvalidMac => ErrorCode::InvalidMac,
+        Wire::InvalidSignature => ErrorCode::InvalidSignature,
+        Wire::InvalidGrantToken => ErrorCode::InvalidGrantToken,
+        Wire::InvalidGrantId => ErrorCode::InvalidGrantId,
+        Wire::DryRunOperation => ErrorCode::DryRunOperation,
     };
     if code == ErrorCode::Internal {
         // Internal details never leave through the gateway.
@@ -96,6 +104,10 @@ mod tests {
             ErrorCode::InvalidImportToken,
             ErrorCode::ExpiredImportToken,
             ErrorCode::InvalidMac,
+            ErrorCode::InvalidSignature,
+            ErrorCode::InvalidGrantToken,
+            ErrorCode::InvalidGrantId,
+            ErrorCode::DryRunOperation,
         ];
         for code in codes {
             let back = error_from_wire(error_to_wire(&KmsError::new(code, "m")));

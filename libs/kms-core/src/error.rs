@@ -29,6 +29,10 @@ pub enum ErrorCode {
     InvalidImportToken,
     ExpiredImportToken,
     InvalidMac,
+    InvalidSignature,
+    InvalidGrantToken,
+    InvalidGrantId,
+    DryRunOperation,
     UnknownOperation,
     Serialization,
 }
@@ -60,6 +64,10 @@ impl ErrorCode {
             Self::InvalidImportToken => "InvalidImportTokenException",
             Self::ExpiredImportToken => "ExpiredImportTokenException",
             Self::InvalidMac => "KMSInvalidMacException",
+            Self::InvalidSignature => "KMSInvalidSignatureException",
+            Self::InvalidGrantToken => "InvalidGrantTokenException",
+            Self::InvalidGrantId => "InvalidGrantIdException",
+            Self::DryRunOperation => "DryRunOperationException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Serialization => "SerializationException",
         }

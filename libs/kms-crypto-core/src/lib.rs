@@ -1,9 +1,11 @@
 //! The cryptographic formats of the service, as pure functions: the versioned symmetric
-//! ciphertext blob, the canonical encoding of an encryption context bound as AAD, and the
-//! wrapping of key material under the root key. The crypto service is the only caller
-//! that ever holds plaintext material; the gateway only peeks at blob headers to learn
+//! ciphertext blob, the canonical encoding of an encryption context bound as AAD, the
+//! wrapping of key material under the root key, and asymmetric keys ([`asym`]: RSA and ECC
+//! signing, RSA-OAEP encryption, ECDH). The crypto service is the only caller that ever
+//! holds plaintext material; the gateway only peeks at blob headers to learn
 //! which key a ciphertext names.
 
+pub mod asym;
 mod blob;
 mod context;
 mod import;

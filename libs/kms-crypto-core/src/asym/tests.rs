@@ -1,0 +1,431 @@
+use super::*;
+
+const MESSAGE: &[u8] = b"the quick brown fox signs over the lazy dog";
+
+fn rsa_specs() -> [AsymSpec; 3] {
+    [AsymSpec::Rsa2048, AsymSpec::Rsa3072, AsymSpec::Rsa4096]
+}
+
+fn nist_curves() -> [AsymSpec; 3] {
+    [AsymSpec::EccNistP256, AsymSpec::EccNistP384, AsymSpec::EccNistP521]
+}
+
+fn encryption_algorithms() -> [EncryptionAlgorithm; 2] {
+    [EncryptionAlgorithm::RsaesOaepSha1, EncryptionAlgorithm::RsaesOaepSha256]
+}
+
+/// The message in the form `message_type` wants.
+fn input(algorithm: SigningAlgorithm, message_type: MessageType) -> Vec<u8> {
+    match message_type {
+        MessageType::Raw => MESSAGE.to_vec(),
+        MessageType::Digest => algorithm.hash().digest(MESSAGE),
+    }
+}
+
+fn flip(bytes: &[u8], index: usize) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out[index] ^= 0x01;
+    out
+}
+
+#[test]
+fn sign_and_verify_every_spec_algorithm_and_message_type() {
+    for spec in AsymSpec::ALL {
+        let key = fixture(spec);
+        let public = PublicKey::from_spki_der(spec, &public_key_der(key)).unwrap();
+        for algorithm in SigningAlgorithm::for_spec(spec) {
+            for message_type in [MessageType::Raw, MessageType::Digest] {
+                let case =
+                    format!("{} {} {}", spec.as_str(), algorithm.as_str(), message_type.as_str());
+                let message = input(algorithm, message_type);
+                let signature = sign(key, algorithm, message_type, &message).unwrap();
+                match spec.rsa_bits() {
+                    Some(bits) => assert_eq!(signature.len(), bits / 8, "{case}"),
+                    None => assert_eq!(signature[0], 0x30, "{case}: a DER SEQUENCE"),
+                }
+                assert!(
+                    verify(key, algorithm, message_type, &message, &signature).unwrap(),
+                    "{case}"
+                );
+                assert!(
+                    verify(&public, algorithm, message_type, &message, &signature).unwrap(),
+                    "{case}"
+                );
+                // The message type need not match the one used to sign.
+                for other_type in [MessageType::Raw, MessageType::Digest] {
+                    let other = input(algorithm, other_type);
+                    assert!(
+                        verify(&public, algorithm, other_type, &other, &signature).unwrap(),
+                        "{case}"
+                    );
+                }
+                // A changed message or signature does not verify.
+                let bad_message = flip(&message, message.len() / 2);
+                assert!(
+                    !verify(&public, algorithm, message_type, &bad_message, &signature).unwrap(),
+                    "{case}"
+                );
+                for index in [0, signature.len() / 2, signature.len() - 1] {
+                    let bad = flip(&signature, index);
+                    assert!(
+                        !verify(&public, algorithm, message_type, &message, &bad).unwrap(),
+                        "{case} byte {index}"
+                    );
+                }
+                let truncated = &signature[..signature.len() - 1];
+                assert!(
+                    !verify(&public, algorithm, message_type, &message, truncated).unwrap(),
+                    "{case}"
+                );
+                let mut extended = signature.clone();
+                extended.push(0);
+                assert!(
+                    !verify(&public, algorithm, message_type, &message, &extended).unwrap(),
+                    "{case}"
+                );
+                assert!(
+                    !verify(&public, algorithm, message_type, &message, &[]).unwrap(),
+                    "{case}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_signature_binds_its_algorithm_and_key() {
+    let key = fixture(AsymSpec::Rsa2048);
+    let pss = sign(key, SigningAlgorithm::RsassaPssSha256, MessageType::Raw, MESSAGE).unwrap();
+    for other in SigningAlgorithm::for_spec(AsymSpec::Rsa2048) {
+        let ok = verify(key, other, MessageType::Raw, MESSAGE, &pss).unwrap();
+        assert_eq!(ok, other == SigningAlgorithm::RsassaPssSha256, "{}", other.as_str());
+    }
+    // Another key of the same spec does not verify it.
+    let other_key = generate(AsymSpec::EccNistP256).unwrap();
+    let ecdsa = sign(
+        fixture(AsymSpec::EccNistP256),
+        SigningAlgorithm::EcdsaSha256,
+        MessageType::Raw,
+        MESSAGE,
+    )
+    .unwrap();
+    assert!(!verify(&other_key, SigningAlgorithm::EcdsaSha256, MessageType::Raw, MESSAGE, &ecdsa)
+        .unwrap());
+    // PSS and ECDSA are randomised, PKCS#1 v1.5 is deterministic.
+    let pss2 = sign(key, SigningAlgorithm::RsassaPssSha256, MessageType::Raw, MESSAGE).unwrap();
+    assert_ne!(pss, pss2);
+    let v15 = |key| sign(key, SigningAlgorithm::RsassaPkcs1V15Sha256, MessageType::Raw, MESSAGE);
+    assert_eq!(v15(key).unwrap(), v15(key).unwrap());
+}
+
+#[test]
+fn ecdsa_verification_accepts_high_s() {
+    // Other tools do not normalise s; standard ECDSA accepts both s and n - s.
+    use k256::elliptic_curve::ops::Neg;
+    let key = fixture(AsymSpec::EccSecgP256k1);
+    let der = sign(key, SigningAlgorithm::EcdsaSha256, MessageType::Raw, MESSAGE).unwrap();
+    let low = k256::ecdsa::Signature::from_der(&der).unwrap();
+    let (r, s) = low.split_scalars();
+    let high = k256::ecdsa::Signature::from_scalars(r.to_bytes(), s.neg().to_bytes()).unwrap();
+    assert!(low.normalize_s().is_none(), "k256 signs with a low s");
+    assert!(high.normalize_s().is_some());
+    let high_der = high.to_der();
+    assert!(verify(
+        key,
+        SigningAlgorithm::EcdsaSha256,
+        MessageType::Raw,
+        MESSAGE,
+        high_der.as_bytes()
+    )
+    .unwrap());
+
+    let key = fixture(AsymSpec::EccNistP256);
+    let der = sign(key, SigningAlgorithm::EcdsaSha256, MessageType::Raw, MESSAGE).unwrap();
+    let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
+    let (r, s) = sig.split_scalars();
+    let flipped = p256::ecdsa::Signature::from_scalars(r.to_bytes(), s.neg().to_bytes()).unwrap();
+    let flipped_der = flipped.to_der();
+    assert!(verify(
+        key,
+        SigningAlgorithm::EcdsaSha256,
+        MessageType::Raw,
+        MESSAGE,
+        flipped_der.as_bytes()
+    )
+    .unwrap());
+}
+
+#[test]
+fn message_and_digest_lengths_are_checked() {
+    for spec in AsymSpec::ALL {
+        let key = fixture(spec);
+        for algorithm in SigningAlgorithm::for_spec(spec) {
+            let want = algorithm.digest_len();
+            let expected = AsymError::Validation(format!(
+                "Digest is invalid length for algorithm {}.",
+                algorithm.as_str()
+            ));
+            for len in [1, want - 1, want + 1, 2 * want, MAX_MESSAGE_LEN] {
+                let digest = vec![7u8; len];
+                assert_eq!(
+                    sign(key, algorithm, MessageType::Digest, &digest),
+                    Err(expected.clone())
+                );
+                assert_eq!(
+                    verify(key, algorithm, MessageType::Digest, &digest, &[0x30]),
+                    Err(expected.clone())
+                );
+            }
+        }
+    }
+    let key = fixture(AsymSpec::EccNistP256);
+    let alg = SigningAlgorithm::EcdsaSha256;
+    let too_long = AsymError::Validation(
+        "1 validation error detected: Value at 'message' failed to satisfy constraint: Member \
+         must have length less than or equal to 4096"
+            .into(),
+    );
+    let empty = AsymError::Validation(
+        "1 validation error detected: Value at 'message' failed to satisfy constraint: Member \
+         must have length greater than or equal to 1"
+            .into(),
+    );
+    for message_type in [MessageType::Raw, MessageType::Digest] {
+        assert_eq!(sign(key, alg, message_type, &[0u8; 4097]), Err(too_long.clone()));
+        assert_eq!(sign(key, alg, message_type, &[]), Err(empty.clone()));
+        assert_eq!(verify(key, alg, message_type, &[0u8; 4097], &[0x30]), Err(too_long.clone()));
+    }
+    let longest = vec![9u8; MAX_MESSAGE_LEN];
+    let signature = sign(key, alg, MessageType::Raw, &longest).unwrap();
+    assert!(verify(key, alg, MessageType::Raw, &longest, &signature).unwrap());
+    assert!(sign(key, alg, MessageType::Raw, &[1]).is_ok());
+}
+
+#[test]
+fn every_unsupported_pairing_is_invalid_key_usage() {
+    let mut refused = 0;
+    for spec in AsymSpec::ALL {
+        let key = fixture(spec);
+        for algorithm in SigningAlgorithm::ALL {
+            if SigningAlgorithm::for_spec(spec).contains(&algorithm) {
+                continue;
+            }
+            let expected = AsymError::InvalidKeyUsage(format!(
+                "Algorithm {} is incompatible with key spec {}.",
+                algorithm.as_str(),
+                spec.as_str()
+            ));
+            let message = input(algorithm, MessageType::Digest);
+            // Checked before the message, so even a bad digest length gets this answer.
+            for message_type in [MessageType::Raw, MessageType::Digest] {
+                assert_eq!(sign(key, algorithm, message_type, &message), Err(expected.clone()));
+                assert_eq!(sign(key, algorithm, message_type, b"x"), Err(expected.clone()));
+                assert_eq!(
+                    verify(key, algorithm, message_type, &message, &[0x30]),
+                    Err(expected.clone())
+                );
+            }
+            refused += 1;
+        }
+        if !spec.is_rsa() {
+            for algorithm in encryption_algorithms() {
+                let expected = AsymError::InvalidKeyUsage(format!(
+                    "Algorithm {} is incompatible with key spec {}.",
+                    algorithm.as_str(),
+                    spec.as_str()
+                ));
+                assert_eq!(rsa_encrypt(key, algorithm, b"x"), Err(expected.clone()));
+                assert_eq!(rsa_decrypt(key, algorithm, &[0u8; 256]), Err(expected));
+                refused += 1;
+            }
+        }
+        if KeyAgreementAlgorithm::for_spec(spec).is_empty() {
+            let peer = public_key_der(fixture(AsymSpec::EccNistP256));
+            assert_eq!(
+                derive_shared_secret(key, &peer),
+                Err(AsymError::InvalidKeyUsage(format!(
+                    "Algorithm ECDH is incompatible with key spec {}.",
+                    spec.as_str()
+                )))
+            );
+            refused += 1;
+        }
+    }
+    // RSA: 3 ECDSA + no ECDH, x3. Curves: 8 of 9 signing algorithms, 2 encryption; secp256k1
+    // also no ECDH.
+    assert_eq!(refused, 3 * (3 + 1) + 4 * (8 + 2) + 1);
+}
+
+#[test]
+fn rsa_encryption_round_trips_up_to_the_limit() {
+    for spec in rsa_specs() {
+        let key = fixture(spec);
+        let public = PublicKey::from_spki_der(spec, key.public_key().spki_der()).unwrap();
+        for algorithm in encryption_algorithms() {
+            let case = format!("{} {}", spec.as_str(), algorithm.as_str());
+            let max = algorithm.max_plaintext_len(spec).unwrap();
+            for len in [0, 1, 32, max] {
+                let plaintext: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let ciphertext = rsa_encrypt(&public, algorithm, &plaintext).unwrap();
+                assert_eq!(ciphertext.len(), spec.rsa_bits().unwrap() / 8, "{case}");
+                assert_eq!(
+                    rsa_decrypt(key, algorithm, &ciphertext).unwrap().as_slice(),
+                    plaintext,
+                    "{case}"
+                );
+            }
+            let over = vec![0u8; max + 1];
+            let expected = AsymError::Validation(format!(
+                "Algorithm {} and key spec {} cannot encrypt data larger than {max} bytes.",
+                algorithm.as_str(),
+                spec.as_str()
+            ));
+            assert_eq!(rsa_encrypt(key, algorithm, &over), Err(expected.clone()), "{case}");
+            assert_eq!(rsa_encrypt(&public, algorithm, &[0u8; 4096]), Err(expected), "{case}");
+
+            // Every way a ciphertext can be wrong is the same InvalidCiphertext.
+            let ciphertext = rsa_encrypt(key, algorithm, b"secret").unwrap();
+            let other_alg = match algorithm {
+                EncryptionAlgorithm::RsaesOaepSha1 => EncryptionAlgorithm::RsaesOaepSha256,
+                EncryptionAlgorithm::RsaesOaepSha256 => EncryptionAlgorithm::RsaesOaepSha1,
+            };
+            let other_key = fixture(if spec == AsymSpec::Rsa2048 {
+                AsymSpec::Rsa3072
+            } else {
+                AsymSpec::Rsa2048
+            });
+            let bad = [
+                rsa_decrypt(key, other_alg, &ciphertext),
+                rsa_decrypt(key, algorithm, &flip(&ciphertext, 0)),
+                rsa_decrypt(key, algorithm, &flip(&ciphertext, ciphertext.len() - 1)),
+                rsa_decrypt(key, algorithm, &ciphertext[1..]),
+                rsa_decrypt(key, algorithm, &[]),
+                rsa_decrypt(key, algorithm, &[0xff; 1024]),
+                rsa_decrypt(other_key, algorithm, &ciphertext),
+            ];
+            for (i, result) in bad.into_iter().enumerate() {
+                assert_eq!(result, Err(AsymError::InvalidCiphertext), "{case} #{i}");
+            }
+            // OAEP is randomised.
+            assert_ne!(ciphertext, rsa_encrypt(key, algorithm, b"secret").unwrap());
+        }
+    }
+}
+
+#[test]
+fn ecdh_both_sides_agree() {
+    for spec in nist_curves() {
+        let alice = fixture(spec);
+        let bob = generate(spec).unwrap();
+        let ab = derive_shared_secret(alice, &public_key_der(&bob)).unwrap();
+        let ba = derive_shared_secret(&bob, &public_key_der(alice)).unwrap();
+        assert_eq!(ab, ba, "{}", spec.as_str());
+        let field_bytes = match spec {
+            AsymSpec::EccNistP256 => 32,
+            AsymSpec::EccNistP384 => 48,
+            _ => 66,
+        };
+        assert_eq!(ab.len(), field_bytes);
+        let carol = generate(spec).unwrap();
+        assert_ne!(ab, derive_shared_secret(alice, &public_key_der(&carol)).unwrap());
+
+        // A peer key of another curve or algorithm, or not a key at all, is refused.
+        for other in AsymSpec::ALL {
+            if other != spec {
+                let peer = public_key_der(fixture(other));
+                assert_eq!(
+                    derive_shared_secret(alice, &peer),
+                    Err(AsymError::InvalidPeerKey),
+                    "{} with {}",
+                    spec.as_str(),
+                    other.as_str()
+                );
+            }
+        }
+        let spki = public_key_der(&bob);
+        let garbage = [
+            Vec::new(),
+            b"not a key".to_vec(),
+            spki[..spki.len() - 1].to_vec(),
+            flip(&spki, spki.len() - 1), // the point is no longer on the curve
+            bob.pkcs8_der().to_vec(),
+        ];
+        for (i, peer) in garbage.iter().enumerate() {
+            assert_eq!(derive_shared_secret(alice, peer), Err(AsymError::InvalidPeerKey), "#{i}");
+        }
+    }
+}
+
+#[test]
+fn pkcs8_and_spki_round_trip_and_refuse_other_specs() {
+    for spec in AsymSpec::ALL {
+        let key = fixture(spec);
+        let back = PrivateKey::from_pkcs8_der(spec, key.pkcs8_der()).unwrap();
+        assert_eq!(back.pkcs8_der(), key.pkcs8_der(), "{}", spec.as_str());
+        assert_eq!(back.public_key(), key.public_key());
+        assert_eq!(back.spec(), spec);
+        let public = PublicKey::from_spki_der(spec, key.public_key().spki_der()).unwrap();
+        assert_eq!(&public, key.public_key());
+        assert_eq!(public.spec(), spec);
+        // A signature by the re-read key verifies under the original.
+        let alg = SigningAlgorithm::for_spec(spec)[0];
+        let signature = sign(&back, alg, MessageType::Raw, MESSAGE).unwrap();
+        assert!(verify(key, alg, MessageType::Raw, MESSAGE, &signature).unwrap());
+
+        for other in AsymSpec::ALL {
+            if other != spec {
+                let case = format!("{} as {}", spec.as_str(), other.as_str());
+                assert_eq!(
+                    PrivateKey::from_pkcs8_der(other, key.pkcs8_der()).err(),
+                    Some(AsymError::InvalidKeyMaterial),
+                    "{case}"
+                );
+                assert_eq!(
+                    PublicKey::from_spki_der(other, key.public_key().spki_der()).err(),
+                    Some(AsymError::InvalidKeyMaterial),
+                    "{case}"
+                );
+            }
+        }
+        let pkcs8 = key.pkcs8_der();
+        for bad in [&[][..], b"junk", &pkcs8[..pkcs8.len() - 1], key.public_key().spki_der()] {
+            assert_eq!(
+                PrivateKey::from_pkcs8_der(spec, bad).err(),
+                Some(AsymError::InvalidKeyMaterial)
+            );
+        }
+        assert_eq!(
+            PublicKey::from_spki_der(spec, pkcs8).err(),
+            Some(AsymError::InvalidKeyMaterial)
+        );
+    }
+}
+
+#[test]
+fn generated_rsa_keys_have_the_spec_size_and_f4() {
+    use ::rsa::pkcs8::DecodePrivateKey;
+    use ::rsa::traits::PublicKeyParts;
+    for spec in rsa_specs() {
+        let key = ::rsa::RsaPrivateKey::from_pkcs8_der(fixture(spec).pkcs8_der()).unwrap();
+        assert_eq!(key.n().bits(), spec.rsa_bits().unwrap());
+        assert_eq!(key.e(), &::rsa::BigUint::from(65_537u32));
+    }
+}
+
+#[test]
+fn nothing_secret_is_shown() {
+    let key = fixture(AsymSpec::EccNistP256);
+    assert_eq!(format!("{key:?}"), "PrivateKey(ECC_NIST_P256, <redacted>)");
+    assert_eq!(format!("{:?}", key.public_key()), "PublicKey(ECC_NIST_P256, 91 bytes)");
+    let errors = [
+        rsa_encrypt(fixture(AsymSpec::Rsa2048), EncryptionAlgorithm::RsaesOaepSha256, &[0x41; 191]),
+        rsa_decrypt(fixture(AsymSpec::Rsa2048), EncryptionAlgorithm::RsaesOaepSha256, &[0x41; 256])
+            .map(|p| p.to_vec()),
+        sign(key, SigningAlgorithm::EcdsaSha256, MessageType::Digest, &[0x41; 31]),
+        derive_shared_secret(key, &[0x41; 91]).map(|s| s.to_vec()),
+    ];
+    for error in errors {
+        let text = error.unwrap_err().to_string();
+        assert!(!text.contains("AAAA") && !text.contains("41"), "{text}");
+    }
+}

@@ -52,3 +52,19 @@ fmt: ## Format the code
 clean: ## Remove build output and local data
 	cargo clean
 	rm -rf $(DATA_DIR) $(VENV)
+
+# ---- deployment: image, Kubernetes manifests, Helm chart --------------------------------
+.PHONY: image check-manifests k8s-check nats-auth
+
+image: ## Build the container image localhost/kms:dev (podman/docker; says so without one)
+	scripts/image.sh
+
+check-manifests: ## Render the Helm chart and kustomize overlays; lint and validate them offline
+	scripts/k8s-check.sh
+
+k8s-check: check-manifests
+
+nats-auth: ## Re-render NATS permissions (deploy/nats) and the kustomize base from the chart
+	python3 scripts/nats-auth.py
+	scripts/install-helm.sh >/dev/null
+	scripts/k8s-base.sh

@@ -1,5 +1,6 @@
 //! The calling side of the bus: one shared NATS connection, typed calls with deadlines.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::client::RequestErrorKind;
@@ -42,15 +43,116 @@ pub struct Bus {
     timeout: Duration,
 }
 
+/// How a process proves who it is to NATS, and how it protects the connection. At most
+/// one of user/password, nkey seed and credentials file; TLS is independent of them.
+#[derive(Clone, Default)]
+pub struct NatsAuth {
+    /// Connection name the server shows in its monitoring (`connz`).
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// An nkey seed (`SU...`); the server knows the matching public key.
+    pub nkey_seed: Option<String>,
+    /// A `.creds` file (user JWT and nkey seed) for operator/JWT-based servers.
+    pub creds_file: Option<PathBuf>,
+    /// CA bundle that signs the server's certificate; setting it requires TLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate and key, for servers that verify clients (mutual TLS).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Prefix of this connection's reply subjects (default `_INBOX`). Give each service
+    /// its own (`_INBOX.kms-gateway`) so subject permissions can keep one service from
+    /// reading another's replies.
+    pub inbox_prefix: Option<String>,
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NatsAuth")
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field("password", &redacted(&self.password))
+            .field("nkey_seed", &redacted(&self.nkey_seed))
+            .field("creds_file", &self.creds_file)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
+            .field("inbox_prefix", &self.inbox_prefix)
+            .finish()
+    }
+}
+
+impl NatsAuth {
+    /// The connect options these settings make, or why they are inconsistent.
+    async fn options(&self) -> anyhow::Result<async_nats::ConnectOptions> {
+        let methods = [self.user.is_some(), self.nkey_seed.is_some(), self.creds_file.is_some()];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            anyhow::bail!(
+                "nats: give at most one of user/password, nkey seed and credentials file"
+            );
+        }
+        if self.password.is_some() && self.user.is_none() {
+            anyhow::bail!("nats: a password needs a user");
+        }
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(name) = &self.name {
+            options = options.name(name);
+        }
+        if let Some(user) = &self.user {
+            options =
+                options.user_and_password(user.clone(), self.password.clone().unwrap_or_default());
+        }
+        if let Some(seed) = &self.nkey_seed {
+            options = options.nkey(seed.trim().to_owned());
+        }
+        if let Some(path) = &self.creds_file {
+            options = options.credentials_file(path).await.map_err(|e| {
+                anyhow::anyhow!("nats: reading credentials file {}: {e}", path.display())
+            })?;
+        }
+        if let Some(ca) = &self.tls_ca_file {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                options =
+                    options.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
+            }
+            (None, None) => {}
+            _ => {
+                anyhow::bail!("nats: a client certificate needs both its certificate and key file")
+            }
+        }
+        if let Some(prefix) = &self.inbox_prefix {
+            options = options.custom_inbox_prefix(prefix);
+        }
+        Ok(options)
+    }
+}
+
 impl Bus {
-    /// Connects to NATS. Retries the initial connection briefly so services may start
-    /// before the server does.
+    /// Connects to NATS without credentials. Retries the initial connection briefly so
+    /// services may start before the server does.
     pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
+        Self::connect_with(url, timeout, &NatsAuth::default()).await
+    }
+
+    /// Connects to NATS as the user `auth` names, over TLS when it gives a CA or a client
+    /// certificate. `url` may list several servers of a cluster, comma-separated.
+    pub async fn connect_with(
+        url: &str,
+        timeout: Duration,
+        auth: &NatsAuth,
+    ) -> anyhow::Result<Self> {
+        let servers = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect::<Vec<_>>();
+        let client = auth
+            .options()
+            .await?
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(timeout))
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to nats at {url}: {e}"))?;
         Ok(Self { client, timeout })

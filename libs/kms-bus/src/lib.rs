@@ -16,7 +16,7 @@ mod server;
 pub use audit_stream::{
     audit_subject, ensure_audit_stream, publish_audit, AuditStreamConfig, AUDIT_STREAM,
 };
-pub use client::{Bus, CallContext};
+pub use client::{Bus, CallContext, NatsAuth};
 pub use codes::{error_from_wire, error_to_wire};
 pub use convert::{key_from_wire, key_to_wire};
 pub use ops::{audit, crypto, metadata, policy, Operation};

@@ -97,3 +97,174 @@ fn read_port(dir: &Path) -> Option<u16> {
     let url = json.get("nats")?.as_array()?.first()?.as_str()?;
     url.rsplit(':').next()?.parse().ok()
 }
+
+/// A real NATS cluster owned by a test: `nodes` `nats-server`s on loopback, routed to
+/// each other, JetStream on with a temporary store each, every node including the same
+/// extra configuration (an `authorization` block, say). Killed when dropped.
+pub struct NatsCluster {
+    children: Vec<Child>,
+    ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts the cluster and waits until its JetStream has a meta leader. `include` is
+    /// written beside each node's configuration and included by it; `env` is set on each
+    /// server process (nats-server resolves `$NAME` in its configuration from there).
+    pub async fn start(
+        nodes: usize,
+        include: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        // The cluster ports are picked free, then released for the servers to bind: another
+        // process may take one in between, so a cluster that fails to start is tried anew.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(nodes, include, env).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) if attempt < 3 => eprintln!("nats cluster did not start ({e:#}); retrying"),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn start_once(
+        nodes: usize,
+        include: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("creating a temp dir for the nats cluster")?;
+        let cluster_ports = free_ports(nodes)?;
+        let routes = cluster_ports
+            .iter()
+            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
+        let mut children = Vec::new();
+        let mut ports_dirs = Vec::new();
+        for (i, cluster_port) in cluster_ports.iter().enumerate() {
+            let node = dir.path().join(format!("n{i}"));
+            let ports_dir = node.join("ports");
+            std::fs::create_dir_all(&ports_dir)?;
+            std::fs::write(node.join("include.conf"), include)?;
+            let config = format!(
+                "server_name: n{i}\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\n\
+                 jetstream {{ store_dir: {store:?} }}\n\
+                 cluster {{ name: kms-test, listen: \"127.0.0.1:{cluster_port}\", routes: [{routes}] }}\n\
+                 include ./include.conf\n",
+                store = node.join("jetstream").display().to_string(),
+            );
+            let config_path = node.join("nats.conf");
+            std::fs::write(&config_path, config)?;
+            let child = Command::new(&binary)
+                .arg("-c")
+                .arg(&config_path)
+                .arg("--ports_file_dir")
+                .arg(&ports_dir)
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(node.join("server.log"))?)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {binary} (install nats-server)"))?;
+            children.push(child);
+            ports_dirs.push(ports_dir);
+        }
+        let mut cluster = Self { children, ports: Vec::new(), _dir: dir };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut monitors = Vec::new();
+        for ports_dir in &ports_dirs {
+            loop {
+                if let (Some(port), Some(monitor)) =
+                    (read_port(ports_dir), read_named_port(ports_dir, "monitoring"))
+                {
+                    cluster.ports.push(port);
+                    monitors.push(monitor);
+                    break;
+                }
+                for (i, child) in cluster.children.iter_mut().enumerate() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        let log = std::fs::read_to_string(
+                            cluster._dir.path().join(format!("n{i}/server.log")),
+                        )
+                        .unwrap_or_default();
+                        let last = log.lines().last().unwrap_or_default().to_owned();
+                        bail!("nats-server n{i} of the cluster exited early ({status}): {last}");
+                    }
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("the nats cluster did not start listening in time");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        // Ready once every node knows the JetStream meta leader.
+        for monitor in monitors {
+            loop {
+                let jsz = http_get(monitor, "/jsz").await.unwrap_or_default();
+                let leader = serde_json::from_str::<serde_json::Value>(&jsz)
+                    .ok()
+                    .and_then(|v| v.get("meta_cluster")?.get("leader")?.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                if !leader.is_empty() {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("the nats cluster elected no JetStream leader in time");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// The client URL of node `i`.
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.ports.get(i).copied().unwrap_or(0))
+    }
+
+    /// Every node's client URL, comma-separated.
+    pub fn urls(&self) -> String {
+        (0..self.ports.len()).map(|i| self.url(i)).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// `count` distinct loopback ports free at the time of asking.
+fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("finding free ports")?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
+fn read_named_port(dir: &Path, name: &str) -> Option<u16> {
+    let entry = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "ports"))?;
+    let text = std::fs::read_to_string(entry.path()).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let url = json.get(name)?.as_array()?.first()?.as_str()?;
+    url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+}
+
+async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+}

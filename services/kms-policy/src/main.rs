@@ -1,21 +1,28 @@
 //! The policy service as its own process.
 
+use std::time::Duration;
+
 use clap::Parser;
+use kms_health::{HealthArgs, NatsArgs, Readiness};
 
 #[derive(Parser)]
 #[command(about = "KMS policy service: key policies")]
 struct Cli {
     #[command(flatten)]
     config: kms_policy::Config,
-    /// NATS server to connect to.
-    #[arg(long, env = "KMS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[command(flatten)]
+    health: HealthArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     kms_telemetry::init();
     let cli = Cli::parse();
-    let bus = kms_bus::Bus::connect(&cli.nats_url, std::time::Duration::from_secs(5)).await?;
-    kms_policy::run(cli.config, bus, kms_bus::shutdown_signal()).await
+    let bus = cli.nats.connect("kms-policy", Duration::from_secs(5)).await?;
+    // The service subscribes only once its store is open: an answer on the bus means both.
+    let readiness = Readiness::new().nats(&bus).policy_answers(&bus);
+    readiness.spawn(&cli.health).await?;
+    kms_policy::run(cli.config, bus, readiness.on_shutdown(kms_bus::shutdown_signal())).await
 }

@@ -15,6 +15,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start")]
 enum Command {
     /// Create (once) the development root key, credentials and AWS CLI profile, and print
     /// the environment that points the `aws` CLI at the gateway.
@@ -30,8 +31,10 @@ enum Command {
     Run {
         #[arg(long, env = "KMS_DATA_DIR", default_value = ".data")]
         data_dir: PathBuf,
-        #[arg(long, env = "KMS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-        nats_url: String,
+        #[command(flatten)]
+        nats: kms_health::NatsArgs,
+        #[command(flatten)]
+        health: kms_health::HealthArgs,
         #[arg(long = "listen", env = "KMS_GATEWAY_LISTEN", default_value = "127.0.0.1:4566")]
         listen: std::net::SocketAddr,
         #[arg(long, env = "KMS_GATEWAY_DEFAULT_REGION", default_value = "us-east-1")]
@@ -63,7 +66,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run {
             data_dir,
-            nats_url,
+            nats,
+            health,
             listen,
             default_region,
             root_key_file,
@@ -77,14 +81,23 @@ async fn main() -> anyhow::Result<()> {
             config.gateway.listen = listen;
             config.gateway.default_region = default_region;
             config.metadata.scheduler_interval_ms = 60_000;
-            let bus = kms_bus::Bus::connect(&nats_url, std::time::Duration::from_secs(5)).await?;
+            let bus = nats.connect("kms-server", std::time::Duration::from_secs(5)).await?;
+            let readiness = kms_health::Readiness::new()
+                .nats(&bus)
+                .audit_stream(&bus)
+                .metadata_answers(&bus)
+                .policy_answers(&bus)
+                .crypto_answers(&bus)
+                .audit_answers(&bus);
+            readiness.spawn(&health).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
             let shutdown = CancellationToken::new();
             let trigger = shutdown.clone();
+            let signal = readiness.on_shutdown(kms_bus::shutdown_signal());
             tokio::spawn(async move {
-                kms_bus::shutdown_signal().await;
+                signal.await;
                 trigger.cancel();
             });
             let clock = std::sync::Arc::new(kms_core::SystemClock);

@@ -1,0 +1,34 @@
+//! The gateway as its own process: the HTTP API on `KMS_GATEWAY_LISTEN`, probes on
+//! `KMS_HEALTH_LISTEN`.
+
+use std::time::Duration;
+
+use clap::Parser;
+use kms_health::{HealthArgs, NatsArgs, Readiness};
+
+#[derive(Parser)]
+#[command(about = "KMS gateway: the AWS KMS API over HTTP, authenticated and audited")]
+struct Cli {
+    #[command(flatten)]
+    config: kms_gateway::Config,
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[command(flatten)]
+    health: HealthArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    kms_telemetry::init();
+    let cli = Cli::parse();
+    let bus = cli.nats.connect("kms-gateway", Duration::from_secs(5)).await?;
+    // Every call ends in an audit record, so no audit stream, no readiness.
+    let readiness = Readiness::new().nats(&bus).audit_stream(&bus);
+    readiness.spawn(&cli.health).await?;
+    let listen = cli.config.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
+    kms_gateway::run(cli.config, bus, listener, readiness.on_shutdown(kms_bus::shutdown_signal()))
+        .await
+}

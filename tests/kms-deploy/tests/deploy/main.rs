@@ -1,0 +1,14 @@
+//! Deployment tests, one binary: the NATS subject permissions enforced by a real 3-node
+//! cluster (`permissions`), the real services working under their own NATS users
+//! (`services`), and the rendered configuration in step with the matrix (`rendered`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a test failure with its message"
+)]
+
+mod permissions;
+mod rendered;
+mod services;

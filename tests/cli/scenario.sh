@@ -443,7 +443,8 @@ group_deletion_tenants_auth() {
     "$(kms describe-key --key-id "$key4" --query 'KeyMetadata.[KeyState,Enabled]' --output text | tr '\t' ' ')"
 
   echo "== tenant isolation (account 444455556666)"
-  expect_error NotFoundException -- other kms describe-key --key-id "$arn1"
+  expect_error AccessDeniedException -- other kms describe-key --key-id "$arn1"
+  expect_error NotFoundException -- other kms describe-key --key-id "$key1"
   expect_error NotFoundException -- other kms describe-key --key-id alias/my-application-key
   other_key=$(run other kms create-key --description "second tenant's key" --query KeyMetadata.KeyId --output text)
   expect_eq "second tenant's list-keys shows only its own key" "${other_key:-missing}" \

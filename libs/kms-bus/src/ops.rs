@@ -77,6 +77,16 @@ pub mod policy {
         GetPolicy(GetPolicyRequest) -> PolicyResponse;
         ListPolicies(ListPoliciesRequest) -> ListPoliciesResponse;
         DeletePolicies(DeletePoliciesRequest) -> DeletePoliciesResponse;
+        Authorize(AuthorizeRequest) -> AuthorizeResponse;
+        CreateGrant(CreateGrantRequest) -> CreateGrantResponse;
+        ListGrants(ListGrantsRequest) -> ListGrantsResponse;
+        ListRetirableGrants(ListRetirableGrantsRequest) -> ListGrantsResponse;
+        RetireGrant(RetireGrantRequest) -> GrantRemovedResponse;
+        RevokeGrant(RevokeGrantRequest) -> GrantRemovedResponse;
+        PutIdentityPolicy(PutIdentityPolicyRequest) -> IdentityPolicyResponse;
+        GetIdentityPolicy(IdentityPolicyRef) -> IdentityPolicyResponse;
+        DeleteIdentityPolicy(IdentityPolicyRef) -> IdentityPolicyResponse;
+        ListIdentityPolicies(ListIdentityPoliciesRequest) -> ListIdentityPoliciesResponse;
     );
 }
 

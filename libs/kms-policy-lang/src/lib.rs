@@ -58,6 +58,7 @@ mod condition;
 mod context;
 mod error;
 mod eval;
+mod grant;
 mod pattern;
 mod policy;
 
@@ -69,5 +70,9 @@ pub use error::PolicyError;
 pub use eval::{
     authorize, default_key_policy, evaluate_policy, lockout_safety_check, AllowBasis, AllowScope,
     AuthzDecision, AuthzRequest, Decision, DenyReason, GrantAllowance, PolicySource, StatementRef,
+};
+pub use grant::{
+    grant_allows, grant_id_of_token, grant_operation, grant_token, is_grant_id, operations_for_key,
+    GrantConstraint, GrantTerms, GRANT_OPERATIONS,
 };
 pub use policy::{Policy, PolicyKind, MAX_POLICY_BYTES};

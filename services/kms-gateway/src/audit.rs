@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 const RECORDED_MEMBERS: &[&str] = &[
     "AliasName",
     "BypassPolicyLockoutSafetyCheck",
+    "Constraints",
     "CustomerMasterKeySpec",
     "DeletionDate",
     "Description",
@@ -27,7 +28,10 @@ const RECORDED_MEMBERS: &[&str] = &[
     "EndTime",
     "EventCategory",
     "ExpirationModel",
+    "DryRun",
+    "GrantId",
     "GrantTokens",
+    "GranteePrincipal",
     "KeyId",
     "KeySpec",
     "KeyState",
@@ -38,11 +42,16 @@ const RECORDED_MEMBERS: &[&str] = &[
     "Marker",
     "MaxResults",
     "MultiRegion",
+    "Name",
     "NumberOfBytes",
+    "Operations",
     "Origin",
     "PendingWindowInDays",
     "Policy",
+    "PolicyDocument",
     "PolicyName",
+    "PrincipalArn",
+    "RetiringPrincipal",
     "RotationPeriodInDays",
     "SourceEncryptionAlgorithm",
     "SourceEncryptionContext",
@@ -67,10 +76,14 @@ pub(crate) fn recorded(members: &Map<String, Value>) -> Option<Value> {
     (!kept.is_empty()).then_some(Value::Object(kept))
 }
 
-/// Lists of structures (Tags, LookupAttributes) are recorded with lower-camel member
-/// names as CloudTrail does; maps such as encryption contexts keep the caller's keys.
+/// Lists of structures (Tags, LookupAttributes) and the grant `Constraints` structure are
+/// recorded with lower-camel member names as CloudTrail does; maps such as encryption
+/// contexts keep the caller's keys.
 fn lower_camel_keys(v: &Value) -> Value {
     match v {
+        Value::Object(m) if m.keys().any(|k| k.starts_with("EncryptionContext")) => Value::Object(
+            m.iter().map(|(k, v)| (crate::params::wire_field(k), v.clone())).collect(),
+        ),
         Value::Array(items) => Value::Array(
             items
                 .iter()
@@ -83,6 +96,15 @@ fn lower_camel_keys(v: &Value) -> Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+/// The `errorCode` CloudTrail records: KMS's exception names, except that a refused
+/// authorization is `AccessDenied`, as in AWS's records.
+fn cloudtrail_error_code(code: kms_core::ErrorCode) -> &'static str {
+    match code {
+        kms_core::ErrorCode::AccessDenied => "AccessDenied",
+        other => other.aws_name(),
     }
 }
 
@@ -128,7 +150,7 @@ impl CallRecord<'_> {
             error_code: self
                 .error_code_override
                 .map(str::to_owned)
-                .or_else(|| self.error.map(|e| e.code.aws_name().to_owned())),
+                .or_else(|| self.error.map(|e| cloudtrail_error_code(e.code).to_owned())),
             error_message: self.error.map(|e| e.message.clone()),
             request_parameters: self.request_parameters.clone(),
             response_elements: self.response_elements.clone(),

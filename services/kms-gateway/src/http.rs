@@ -24,6 +24,8 @@ use crate::App;
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 const KMS_PREFIX: &str = "TrentService.";
+/// The identity-policy admin API (see `ops::admin`).
+const ADMIN_PREFIX: &str = "KmsAdmin_20261101.";
 /// botocore (the aws CLI) sends the long CloudTrail target prefix, the Rust SDK the short.
 const CLOUDTRAIL_PREFIXES: [&str; 2] =
     ["com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.", "CloudTrail_20131101."];
@@ -37,6 +39,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 enum Target {
     Kms(String),
     CloudTrail(String),
+    Admin(String),
 }
 
 impl Target {
@@ -44,6 +47,9 @@ impl Target {
         let target = headers.get("x-amz-target")?.to_str().ok()?;
         if let Some(op) = target.strip_prefix(KMS_PREFIX) {
             return Some(Self::Kms(op.to_owned()));
+        }
+        if let Some(op) = target.strip_prefix(ADMIN_PREFIX) {
+            return Some(Self::Admin(op.to_owned()));
         }
         CLOUDTRAIL_PREFIXES
             .iter()
@@ -53,20 +59,20 @@ impl Target {
 
     fn name(&self) -> &str {
         match self {
-            Self::Kms(op) | Self::CloudTrail(op) => op,
+            Self::Kms(op) | Self::CloudTrail(op) | Self::Admin(op) => op,
         }
     }
 
     fn signing_service(&self) -> &'static str {
         match self {
-            Self::Kms(_) => "kms",
+            Self::Kms(_) | Self::Admin(_) => "kms",
             Self::CloudTrail(_) => "cloudtrail",
         }
     }
 
     fn event_source(&self) -> &'static str {
         match self {
-            Self::Kms(_) => EVENT_SOURCE_KMS,
+            Self::Kms(_) | Self::Admin(_) => EVENT_SOURCE_KMS,
             Self::CloudTrail(_) => EVENT_SOURCE_CLOUDTRAIL,
         }
     }
@@ -211,6 +217,8 @@ async fn serve_call(
             request_id: recorder.request_id.to_owned(),
         },
         touched: Mutex::new(Vec::new()),
+        source_ip: recorder.source_ip.clone(),
+        decisions: &app.decisions,
     };
     if let Err(e) = Region::parse(&recorder.region) {
         return Outcome { request_parameters, ..fail(e) };
@@ -239,6 +247,19 @@ async fn serve_call(
                 Err(crate::cloudtrail::LookupFailure::CloudTrail { code, message }) => {
                     (Err(KmsError::validation(message)), Some(code))
                 }
+            }
+        }
+        Target::Admin(name) => {
+            let is_admin = app.auth.is_admin(&identity.principal_arn);
+            match ops::admin::dispatch(&call, name, &params, is_admin).await {
+                Some(result) => (result, None),
+                None => (
+                    Err(KmsError::new(
+                        ErrorCode::UnknownOperation,
+                        format!("Operation {name} is not supported"),
+                    )),
+                    None,
+                ),
             }
         }
         Target::CloudTrail(name) => (
@@ -279,6 +300,7 @@ impl<'a> Recorder<'a> {
         let read_only = match target {
             Some(Target::Kms(name)) => ops::is_read_only(name),
             Some(Target::CloudTrail(_)) => true,
+            Some(Target::Admin(name)) => name.starts_with("Get") || name.starts_with("List"),
             None => false,
         };
         Self {

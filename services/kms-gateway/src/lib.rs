@@ -4,6 +4,7 @@
 //! the services over NATS, and answers only after the call's CloudTrail record is stored
 //! in the `KMS_AUDIT` stream. It keeps no state of its own; scale it by replicas.
 
+mod access;
 mod audit;
 mod cloudtrail;
 mod http;
@@ -61,6 +62,7 @@ pub(crate) struct App {
     bus: Bus,
     auth: Authenticator,
     default_region: String,
+    decisions: Arc<access::DecisionCache>,
 }
 
 /// Serves the HTTP API on `listener` until `shutdown` resolves, then lets in-flight
@@ -81,16 +83,20 @@ pub async fn run(
         &AuditStreamConfig { replicas: config.audit_stream_replicas },
     )
     .await?;
+    let decisions = Arc::new(access::DecisionCache::default());
+    let follower = access::follow_changes(bus.client().clone(), decisions.clone()).await?;
     let app = Arc::new(App {
         bus,
         auth: Authenticator::new(store),
         default_region: config.default_region,
+        decisions,
     });
     let router = http::router(app);
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
+    follower.abort();
     tracing::info!("gateway stopped");
     Ok(())
 }

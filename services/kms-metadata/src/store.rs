@@ -143,28 +143,45 @@ impl MetadataStore {
 
     pub(crate) fn resolve_key(&self, r: wire::ResolveKeyRequest) -> KmsResult<wire::KeyResponse> {
         let c = caller(&r.caller)?;
-        let key = self.resolve(c, &r.key_ref)?;
+        let key = if r.from_ciphertext {
+            // A ciphertext names its key by id; it may be any account's key of the region,
+            // and authorization decides whether the caller may use it.
+            match self.load_key(&r.key_ref)? {
+                Some(k) if k.region == c.region => k,
+                _ => return Err(KmsError::key_not_found(&r.key_ref)),
+            }
+        } else {
+            self.resolve(c, &r.key_ref, r.cross_account)?
+        };
         Ok(wire::KeyResponse { key: Some(key) })
     }
 
-    fn resolve(&self, c: &wire::CallerContext, key_ref: &str) -> KmsResult<wire::KeyRecord> {
+    fn resolve(
+        &self,
+        c: &wire::CallerContext,
+        key_ref: &str,
+        cross_account: bool,
+    ) -> KmsResult<wire::KeyRecord> {
         let parsed = KeyRef::parse(key_ref)?;
+        let mut scope = c.clone();
         if let Some((account, region)) = parsed.pinned_scope() {
-            if account != c.account || region != c.region {
-                // Another tenant's or another region's key: indistinguishable from absent.
+            if region != c.region || (account != c.account && !cross_account) {
+                // Another region's key, or another account's where the operation cannot
+                // cross accounts: indistinguishable from absent.
                 return Err(match &parsed {
                     KeyRef::AliasArn { .. } => alias_not_found(key_ref),
                     _ => KmsError::key_not_found(key_ref),
                 });
             }
+            account.clone_into(&mut scope.account);
         }
         match parsed {
-            KeyRef::KeyId(id) | KeyRef::KeyArn { key_id: id, .. } => self.scoped_key(c, &id),
+            KeyRef::KeyId(id) | KeyRef::KeyArn { key_id: id, .. } => self.scoped_key(&scope, &id),
             KeyRef::AliasName(name) | KeyRef::AliasArn { alias_name: name, .. } => {
-                let alias = self
-                    .load_alias(c, &name)?
-                    .ok_or_else(|| alias_not_found(&alias_arn(&c.region, &c.account, &name)))?;
-                self.scoped_key(c, &alias.target_key_id)
+                let alias = self.load_alias(&scope, &name)?.ok_or_else(|| {
+                    alias_not_found(&alias_arn(&scope.region, &scope.account, &name))
+                })?;
+                self.scoped_key(&scope, &alias.target_key_id)
             }
         }
     }

@@ -1,14 +1,24 @@
-//! The policy service: key policies in sled (`policies`: `<key id>/<policy name>` →
-//! document). It answers `kms.v1.policy.*`. Documents are validated for shape and size
-//! here as at the gateway; evaluating them against requests comes with the policy engine.
+//! The policy service: who may do what. It keeps key policies, grants and identity
+//! policies in sled and answers `kms.v1.policy.*`, including `Authorize`, the decision the
+//! gateway asks for before every KMS call. Decisions come from `kms-policy-lang`; this
+//! crate only loads what a decision needs and stores what changes it. Every change (a key
+//! policy put, a grant created, retired or revoked, an identity policy put or deleted) is
+//! announced on `kms.v1.changes.<account>.<key id | identity>` so that gateways drop the
+//! decisions they cached.
 
-use std::path::{Path, PathBuf};
+mod authorize;
+mod grants;
+mod identity;
+mod store;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kms_bus::{policy as op, Bus, Router};
-use kms_core::{KmsError, KmsResult};
-use kms_proto::v1 as wire;
+
+pub use identity::BootstrapFile;
+use store::Store;
 
 /// Settings of the policy service.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,11 +26,41 @@ pub struct Config {
     /// Directory of the service's sled database.
     #[arg(long = "policy-data-dir", env = "KMS_POLICY_DATA_DIR", default_value = ".data/policy")]
     pub data_dir: PathBuf,
+    /// JSON file of identity policies to attach at start-up when the principal does not
+    /// have a policy of that name yet (see `BootstrapFile`).
+    #[arg(long = "policy-bootstrap-file", env = "KMS_POLICY_BOOTSTRAP_FILE")]
+    pub bootstrap_file: Option<PathBuf>,
 }
 
 impl Config {
     pub fn for_test(data_dir: PathBuf) -> Self {
-        Self { data_dir }
+        Self { data_dir, bootstrap_file: None }
+    }
+}
+
+/// The subject a change to a key's policy or grants is announced on.
+pub fn key_change_subject(account: &str, key_id: &str) -> String {
+    format!("kms.v1.changes.{account}.{key_id}")
+}
+
+/// The subject a change to an account's identity policies is announced on.
+pub fn identity_change_subject(account: &str) -> String {
+    format!("kms.v1.changes.{account}.identity")
+}
+
+pub(crate) struct Service {
+    store: Store,
+    bus: Bus,
+}
+
+impl Service {
+    /// Tells every gateway that decisions about this key may have changed. Published
+    /// before the reply on the same connection, so a gateway hears of the change no later
+    /// than it hears the answer.
+    async fn announce(&self, subject: String) {
+        if let Err(e) = self.bus.client().publish(subject, bytes::Bytes::new()).await {
+            tracing::warn!(error = %e, "could not announce a policy change");
+        }
     }
 }
 
@@ -30,129 +70,38 @@ pub async fn run(
     bus: Bus,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let store = Arc::new(PolicyStore::open(&config.data_dir)?);
+    let store = Store::open(&config.data_dir)?;
+    if let Some(path) = &config.bootstrap_file {
+        let applied = store.bootstrap(path).await?;
+        tracing::info!(applied, file = %path.display(), "identity policies bootstrapped");
+    }
+    let service = Arc::new(Service { store, bus: bus.clone() });
     let router = Router::new("policy")
-        .route::<op::PutPolicy, _, _>(|s: Arc<PolicyStore>, r| async move { s.put(r).await })
-        .route::<op::GetPolicy, _, _>(|s: Arc<PolicyStore>, r| async move { s.get(r) })
-        .route::<op::ListPolicies, _, _>(|s: Arc<PolicyStore>, r| async move { s.list(r) })
-        .route::<op::DeletePolicies, _, _>(|s: Arc<PolicyStore>, r| async move {
-            s.delete_all(r).await
+        .route::<op::PutPolicy, _, _>(|s: Arc<Service>, r| async move { s.put_key_policy(r).await })
+        .route::<op::GetPolicy, _, _>(|s: Arc<Service>, r| async move { s.store.get(r) })
+        .route::<op::ListPolicies, _, _>(|s: Arc<Service>, r| async move { s.store.list(r) })
+        .route::<op::DeletePolicies, _, _>(
+            |s: Arc<Service>, r| async move { s.delete_key(r).await },
+        )
+        .route::<op::Authorize, _, _>(|s: Arc<Service>, r| async move { s.store.authorize(&r) })
+        .route::<op::CreateGrant, _, _>(|s: Arc<Service>, r| async move { s.create_grant(r).await })
+        .route::<op::ListGrants, _, _>(|s: Arc<Service>, r| async move { s.store.list_grants(&r) })
+        .route::<op::ListRetirableGrants, _, _>(|s: Arc<Service>, r| async move {
+            s.store.list_retirable_grants(&r)
+        })
+        .route::<op::RetireGrant, _, _>(|s: Arc<Service>, r| async move { s.retire_grant(r).await })
+        .route::<op::RevokeGrant, _, _>(|s: Arc<Service>, r| async move { s.revoke_grant(r).await })
+        .route::<op::PutIdentityPolicy, _, _>(|s: Arc<Service>, r| async move {
+            s.put_identity_policy(r).await
+        })
+        .route::<op::GetIdentityPolicy, _, _>(|s: Arc<Service>, r| async move {
+            s.store.get_identity_policy(&r)
+        })
+        .route::<op::DeleteIdentityPolicy, _, _>(|s: Arc<Service>, r| async move {
+            s.delete_identity_policy(r).await
+        })
+        .route::<op::ListIdentityPolicies, _, _>(|s: Arc<Service>, r| async move {
+            s.store.list_identity_policies(&r)
         });
-    kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await
-}
-
-struct PolicyStore {
-    db: sled::Db,
-    policies: sled::Tree,
-}
-
-fn internal(e: impl std::fmt::Display) -> KmsError {
-    tracing::error!(error = %e, "policy store failure");
-    KmsError::internal()
-}
-
-fn entry_key(key_id: &str, name: &str) -> String {
-    format!("{key_id}/{name}")
-}
-
-impl PolicyStore {
-    fn open(dir: &Path) -> anyhow::Result<Self> {
-        let db = sled::open(dir)
-            .map_err(|e| anyhow::anyhow!("opening policy store at {}: {e}", dir.display()))?;
-        Ok(Self { policies: db.open_tree("policies")?, db })
-    }
-
-    async fn put(&self, r: wire::PutPolicyRequest) -> KmsResult<wire::PolicyResponse> {
-        kms_core::validate::policy_name(&r.policy_name)?;
-        kms_core::validate::policy_size(&r.document)?;
-        kms_policy_lang::Policy::parse(&r.document, kms_policy_lang::PolicyKind::Key).map_err(
-            |e| KmsError::new(kms_core::ErrorCode::MalformedPolicyDocument, e.to_string()),
-        )?;
-        self.policies
-            .insert(entry_key(&r.key_id, &r.policy_name).as_bytes(), r.document.as_bytes())
-            .map_err(internal)?;
-        self.db.flush_async().await.map_err(internal)?;
-        Ok(wire::PolicyResponse { policy_name: r.policy_name, document: r.document })
-    }
-
-    fn get(&self, r: wire::GetPolicyRequest) -> KmsResult<wire::PolicyResponse> {
-        kms_core::validate::policy_name(&r.policy_name)?;
-        let stored = self
-            .policies
-            .get(entry_key(&r.key_id, &r.policy_name).as_bytes())
-            .map_err(internal)?
-            .ok_or_else(|| KmsError::not_found("No such policy exists"))?;
-        let document = String::from_utf8(stored.to_vec()).map_err(internal)?;
-        Ok(wire::PolicyResponse { policy_name: r.policy_name, document })
-    }
-
-    /// Removes every policy of a key whose deletion is complete.
-    async fn delete_all(
-        &self,
-        r: wire::DeletePoliciesRequest,
-    ) -> KmsResult<wire::DeletePoliciesResponse> {
-        let prefix = format!("{}/", r.key_id);
-        for entry in self.policies.scan_prefix(prefix.as_bytes()) {
-            let (k, _) = entry.map_err(internal)?;
-            self.policies.remove(k).map_err(internal)?;
-        }
-        self.db.flush_async().await.map_err(internal)?;
-        Ok(wire::DeletePoliciesResponse {})
-    }
-
-    fn list(&self, r: wire::ListPoliciesRequest) -> KmsResult<wire::ListPoliciesResponse> {
-        let prefix = format!("{}/", r.key_id);
-        let mut policy_names = Vec::new();
-        for entry in self.policies.scan_prefix(prefix.as_bytes()) {
-            let (k, _) = entry.map_err(internal)?;
-            let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            policy_names.push(name);
-        }
-        Ok(wire::ListPoliciesResponse { policy_names })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#;
-
-    fn put(key: &str, name: &str, doc: &str) -> wire::PutPolicyRequest {
-        wire::PutPolicyRequest {
-            caller: None,
-            key_id: key.into(),
-            policy_name: name.into(),
-            document: doc.into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn put_get_list_and_refusals() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = PolicyStore::open(dir.path()).unwrap();
-            store.put(put("k1", "default", DOC)).await.unwrap();
-            let bad = store.put(put("k1", "default", "{not json")).await.unwrap_err();
-            assert_eq!(bad.code, kms_core::ErrorCode::MalformedPolicyDocument);
-            let other = store.put(put("k1", "other", DOC)).await.unwrap_err();
-            assert_eq!(other.code, kms_core::ErrorCode::NotFound);
-        }
-        let store = PolicyStore::open(dir.path()).unwrap();
-        let get = |key: &str| {
-            store.get(wire::GetPolicyRequest {
-                caller: None,
-                key_id: key.into(),
-                policy_name: "default".into(),
-            })
-        };
-        assert_eq!(get("k1").unwrap().document, DOC, "the refused put left the document as it was");
-        assert_eq!(get("k2").unwrap_err().code, kms_core::ErrorCode::NotFound);
-        let names =
-            store.list(wire::ListPoliciesRequest { caller: None, key_id: "k1".into() }).unwrap();
-        assert_eq!(names.policy_names, ["default"]);
-        let none =
-            store.list(wire::ListPoliciesRequest { caller: None, key_id: "k2".into() }).unwrap();
-        assert!(none.policy_names.is_empty());
-    }
+    kms_bus::serve(&bus, service, router, Duration::from_secs(10), shutdown).await
 }

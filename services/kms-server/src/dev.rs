@@ -1,7 +1,9 @@
 //! `dev-init`: what a developer needs to run the system on a laptop. It creates (once)
 //! a root key, a credentials file with an access key for a development user in each of
-//! two accounts, and an AWS shared config/credentials pair so the `aws` CLI and SDKs use
-//! them against the local gateway. Existing files are kept, so keys and data survive.
+//! two accounts, identity policies that let those users use KMS (`kms:*`; the default key
+//! policy delegates to them, as in AWS), and an AWS shared config/credentials pair so the
+//! `aws` CLI and SDKs use them against the local gateway. Existing files are kept, so keys
+//! and data survive.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +12,9 @@ use kms_auth::{generate_dev_credentials, CredentialStore};
 pub const DEV_ACCOUNT: &str = "111122223333";
 pub const DEV_PRINCIPAL: &str = "arn:aws:iam::111122223333:user/dev";
 pub const DEV_SECOND_ACCOUNT: &str = "444455556666";
-const DEV_SECOND_PRINCIPAL: &str = "arn:aws:iam::444455556666:user/dev";
+pub const DEV_SECOND_PRINCIPAL: &str = "arn:aws:iam::444455556666:user/dev";
+/// The identity-policy bootstrap file under the data directory.
+pub const IDENTITY_POLICIES_FILE: &str = "identity-policies.json";
 
 /// Where `dev_init` put things.
 #[derive(Debug, Clone)]
@@ -19,6 +23,8 @@ pub struct DevSetup {
     pub credentials_file: PathBuf,
     pub aws_config_file: PathBuf,
     pub aws_credentials_file: PathBuf,
+    /// Identity policies the policy service attaches at start-up.
+    pub identity_policies_file: PathBuf,
 }
 
 impl DevSetup {
@@ -55,6 +61,7 @@ pub fn dev_init(data_dir: &Path, endpoint: &str, region: &str) -> anyhow::Result
         credentials_file: data_dir.join("credentials.json"),
         aws_config_file: data_dir.join("aws-config"),
         aws_credentials_file: data_dir.join("aws-credentials"),
+        identity_policies_file: data_dir.join(IDENTITY_POLICIES_FILE),
     };
     if !setup.root_key_file.exists() {
         let hex = kms_crypto_core::RootKey::generate_hex();
@@ -65,6 +72,23 @@ pub fn dev_init(data_dir: &Path, endpoint: &str, region: &str) -> anyhow::Result
         store.add_access_key(generate_dev_credentials(DEV_ACCOUNT, DEV_PRINCIPAL))?;
         store.add_access_key(generate_dev_credentials(DEV_SECOND_ACCOUNT, DEV_SECOND_PRINCIPAL))?;
         store.save(&setup.credentials_file)?;
+    }
+    if !setup.identity_policies_file.exists() {
+        let policies: Vec<serde_json::Value> = [DEV_PRINCIPAL, DEV_SECOND_PRINCIPAL]
+            .iter()
+            .map(|principal| {
+                serde_json::json!({
+                    "principal": principal,
+                    "name": "kms-full-access",
+                    "document": {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]
+                    }
+                })
+            })
+            .collect();
+        let file = serde_json::json!({ "identity_policies": policies });
+        write_private(&setup.identity_policies_file, &format!("{file:#}\n"))?;
     }
     let store = CredentialStore::load(&setup.credentials_file)?;
     let mut credentials = String::new();

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use kms_bus::Bus;
 use tokio_util::sync::CancellationToken;
 
-pub use dev::{dev_init, DevSetup, DEV_ACCOUNT, DEV_PRINCIPAL, DEV_SECOND_ACCOUNT};
+pub use dev::{
+    dev_init, DevSetup, DEV_ACCOUNT, DEV_PRINCIPAL, DEV_SECOND_ACCOUNT, DEV_SECOND_PRINCIPAL,
+    IDENTITY_POLICIES_FILE,
+};
 
 /// Settings of the whole system, derived from one data directory.
 #[derive(Debug, Clone)]
@@ -36,7 +39,10 @@ impl AllConfig {
         Self {
             gateway,
             metadata: kms_metadata::Config::for_test(data_dir.join("metadata")),
-            policy: kms_policy::Config::for_test(data_dir.join("policy")),
+            policy: kms_policy::Config {
+                data_dir: data_dir.join("policy"),
+                bootstrap_file: Some(data_dir.join(IDENTITY_POLICIES_FILE)).filter(|f| f.exists()),
+            },
             crypto,
             audit: kms_audit::Config::for_test(data_dir.join("audit")),
             run_audit: true,

@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
                 credentials_file: absolute(setup.credentials_file),
                 aws_config_file: absolute(setup.aws_config_file),
                 aws_credentials_file: absolute(setup.aws_credentials_file),
+                identity_policies_file: absolute(setup.identity_policies_file),
             };
             std::io::stdout().write_all(setup.env_lines(&endpoint, &region).as_bytes())?;
             Ok(())

@@ -7,21 +7,28 @@ use serde_json::{json, Value};
 
 use super::keys::paged;
 use super::{epoch_seconds, limit, Call, Output};
+use crate::access::Access;
 use crate::params::Params;
 
 async fn alias_request(
     call: &Call<'_>,
     p: &Params,
+    action: &'static str,
     with_target: bool,
 ) -> KmsResult<wire::AliasRequest> {
     let alias_name = p.str("AliasName")?;
     validate::alias_name(alias_name)?;
     let target_key_id = if with_target {
-        let target = call.resolve_key_only(p.str("TargetKeyId")?, "TargetKeyId").await?;
+        let target =
+            call.resolve_key_only(p.str("TargetKeyId")?, "TargetKeyId", Access::to(action)).await?;
         // Only AWS points aliases at its managed keys.
         call.check_customer_managed(&target, "CreateAlias")?;
         target.key_id
     } else {
+        // DeleteAlias: the key the alias points to must allow it.
+        if let Ok(key) = call.lookup(alias_name, false).await {
+            call.authorize(Some(&key), Access::to(action)).await?;
+        }
         String::new()
     };
     call.touch(&alias_arn(&call.caller.region, &call.caller.account, alias_name));
@@ -33,19 +40,19 @@ async fn alias_request(
 }
 
 pub(super) async fn create_alias(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
-    let request = alias_request(call, p, true).await?;
+    let request = alias_request(call, p, "kms:CreateAlias", true).await?;
     call.call::<op::CreateAlias>(&request).await?;
     Ok(Output::new(json!({})))
 }
 
 pub(super) async fn update_alias(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
-    let request = alias_request(call, p, true).await?;
+    let request = alias_request(call, p, "kms:UpdateAlias", true).await?;
     call.call::<op::UpdateAlias>(&request).await?;
     Ok(Output::new(json!({})))
 }
 
 pub(super) async fn delete_alias(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
-    let request = alias_request(call, p, false).await?;
+    let request = alias_request(call, p, "kms:DeleteAlias", false).await?;
     let deleted = call.call::<op::DeleteAlias>(&request).await?;
     if let Some(alias) = deleted.alias {
         call.touch(&kms_core::key_arn(
@@ -59,8 +66,9 @@ pub(super) async fn delete_alias(call: &Call<'_>, p: &Params) -> KmsResult<Outpu
 
 pub(super) async fn list_aliases(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     let limit = limit(p, 50, 100)?;
+    call.authorize(None, Access::to("kms:ListAliases")).await?;
     let key_id = match p.opt_str("KeyId")? {
-        Some(key_ref) => call.resolve_key_only(key_ref, "KeyId").await?.key_id,
+        Some(key_ref) => call.lookup(key_ref, false).await?.key_id,
         None => String::new(),
     };
     let page = call

@@ -8,14 +8,24 @@ use kms_proto::v1 as wire;
 use serde_json::json;
 
 use super::{b64, check_symmetric_algorithm, context_entries, Call, Output};
+use crate::access::Access;
 use crate::params::Params;
 
-/// A ciphertext that names a key the caller does not have is reported like any other
-/// invalid ciphertext: it reveals nothing about keys of other tenants or regions.
-async fn key_of_ciphertext(call: &Call<'_>, blob: &[u8]) -> KmsResult<wire::KeyRecord> {
+/// The key a ciphertext names, in any account of the region (authorization decides
+/// whether the caller may use it; a denial names "the resource associated with this
+/// ciphertext", not the key). A key that does not exist makes the ciphertext invalid.
+async fn key_of_ciphertext(
+    call: &Call<'_>,
+    blob: &[u8],
+    access: Option<Access>,
+) -> KmsResult<wire::KeyRecord> {
     validate::ciphertext(blob.len())?;
     let header = kms_crypto_core::peek_header(blob).map_err(|_| KmsError::invalid_ciphertext())?;
-    match call.resolve(&header.key_id).await {
+    let found = match access {
+        Some(access) => call.resolve_ciphertext_key(&header.key_id, access).await,
+        None => call.lookup_scoped(&header.key_id, true, true).await,
+    };
+    match found {
         Ok(key) => Ok(key),
         Err(e) if e.code == ErrorCode::NotFound => Err(KmsError::invalid_ciphertext()),
         Err(e) => Err(e),
@@ -46,7 +56,7 @@ async fn check_expected_key(
     actual: &wire::KeyRecord,
 ) -> KmsResult<()> {
     if let Some(expected) = p.opt_str(member)? {
-        let expected = call.resolve(expected).await?;
+        let expected = call.lookup(expected, true).await?;
         if expected.key_id != actual.key_id {
             return Err(KmsError::new(
                 ErrorCode::IncorrectKey,
@@ -57,8 +67,12 @@ async fn check_expected_key(
     Ok(())
 }
 
-async fn encryption_key(call: &Call<'_>, key_ref: &str) -> KmsResult<wire::KeyRecord> {
-    let key = call.resolve(key_ref).await?;
+async fn encryption_key(
+    call: &Call<'_>,
+    key_ref: &str,
+    access: Access,
+) -> KmsResult<wire::KeyRecord> {
+    let key = call.resolve(key_ref, access).await?;
     check_crypto_key(&key)?;
     Ok(key)
 }
@@ -69,7 +83,10 @@ pub(super) async fn encrypt(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     validate::plaintext(plaintext.len())?;
     let context = p.context("EncryptionContext")?;
     check_symmetric_algorithm(p, "EncryptionAlgorithm")?;
-    let key = encryption_key(call, key_ref).await?;
+    let access = Access::cross_account("kms:Encrypt")
+        .context(&context)
+        .condition("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT");
+    let key = encryption_key(call, key_ref, access).await?;
     let sealed = call
         .call::<op::Encrypt>(&wire::EncryptRequest {
             caller: call.caller(),
@@ -90,7 +107,10 @@ pub(super) async fn decrypt(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     let blob = p.blob("CiphertextBlob")?;
     let context = p.context("EncryptionContext")?;
     check_symmetric_algorithm(p, "EncryptionAlgorithm")?;
-    let key = key_of_ciphertext(call, &blob).await?;
+    let access = Access::cross_account("kms:Decrypt")
+        .context(&context)
+        .condition("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT");
+    let key = key_of_ciphertext(call, &blob, Some(access)).await?;
     check_expected_key(call, p, "KeyId", &key).await?;
     check_crypto_key(&key)?;
     let opened = call
@@ -115,10 +135,25 @@ pub(super) async fn re_encrypt(call: &Call<'_>, p: &Params) -> KmsResult<Output>
     let destination_context = p.context("DestinationEncryptionContext")?;
     check_symmetric_algorithm(p, "SourceEncryptionAlgorithm")?;
     check_symmetric_algorithm(p, "DestinationEncryptionAlgorithm")?;
-    let source = key_of_ciphertext(call, &blob).await?;
+    let source = key_of_ciphertext(call, &blob, None).await?;
+    let destination = call.lookup(destination_ref, true).await?;
+    // Both sides are authorized: kms:ReEncryptFrom on the source key with the source
+    // context, kms:ReEncryptTo on the destination key with the destination context.
+    let same_key = (source.key_id == destination.key_id).to_string();
+    let from = Access::cross_account("kms:ReEncryptFrom")
+        .context(&source_context)
+        .condition("kms:ReEncryptOnSameKey", same_key.clone())
+        .condition("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+        .of_ciphertext();
+    call.authorize(Some(&source), from).await?;
+    let to = Access::cross_account("kms:ReEncryptTo")
+        .context(&destination_context)
+        .condition("kms:ReEncryptOnSameKey", same_key)
+        .condition("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT");
+    call.authorize(Some(&destination), to).await?;
     check_expected_key(call, p, "SourceKeyId", &source).await?;
     check_crypto_key(&source)?;
-    let destination = encryption_key(call, destination_ref).await?;
+    check_crypto_key(&destination)?;
     let sealed = call
         .call::<op::ReEncrypt>(&wire::ReEncryptRequest {
             caller: call.caller(),
@@ -146,7 +181,15 @@ pub(super) async fn generate_data_key(
     let key_ref = p.str("KeyId")?;
     let length = validate::data_key_length(p.opt_str("KeySpec")?, p.opt_i64("NumberOfBytes")?)?;
     let context = p.context("EncryptionContext")?;
-    let key = encryption_key(call, key_ref).await?;
+    let action = if include_plaintext {
+        "kms:GenerateDataKey"
+    } else {
+        "kms:GenerateDataKeyWithoutPlaintext"
+    };
+    let access = Access::cross_account(action)
+        .context(&context)
+        .condition("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT");
+    let key = encryption_key(call, key_ref, access).await?;
     let generated = call
         .call::<op::GenerateDataKey>(&wire::GenerateDataKeyRequest {
             caller: call.caller(),
@@ -179,6 +222,7 @@ pub(super) async fn generate_random(call: &Call<'_>, p: &Params) -> KmsResult<Ou
             ))
         }
     };
+    call.authorize(None, Access::to("kms:GenerateRandom")).await?;
     let random = call
         .call::<op::GenerateRandom>(&wire::GenerateRandomRequest {
             caller: call.caller(),

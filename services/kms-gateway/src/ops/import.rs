@@ -9,14 +9,15 @@ use kms_proto::v1 as wire;
 use serde_json::json;
 
 use super::{b64, epoch_seconds, Call, Output};
+use crate::access::Access;
 use crate::params::Params;
 
 /// Import tokens are valid for 24 hours, as in AWS.
 const TOKEN_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The key, which must hold imported material and not be pending deletion.
-async fn external_key(call: &Call<'_>, p: &Params) -> KmsResult<wire::KeyRecord> {
-    let key = call.resolve_key_only(p.str("KeyId")?, "KeyId").await?;
+async fn external_key(call: &Call<'_>, p: &Params, access: Access) -> KmsResult<wire::KeyRecord> {
+    let key = call.resolve_key_only(p.str("KeyId")?, "KeyId", access).await?;
     let domain = kms_bus::key_from_wire(&key)?;
     if domain.origin != Origin::External {
         return Err(KmsError::new(
@@ -53,7 +54,7 @@ pub(super) async fn get_parameters_for_import(call: &Call<'_>, p: &Params) -> Km
         ],
     )?;
     let spec = enum_value(p, "WrappingKeySpec", &["RSA_2048", "RSA_3072", "RSA_4096"])?;
-    let key = external_key(call, p).await?;
+    let key = external_key(call, p, Access::to("kms:GetParametersForImport")).await?;
     let now = kms_core::Clock::now_ms(&kms_core::SystemClock);
     let valid_to = now + TOKEN_LIFETIME_MS;
     let params = call
@@ -105,7 +106,7 @@ pub(super) async fn import_key_material(call: &Call<'_>, p: &Params) -> KmsResul
     if valid_to_ms.is_some_and(|v| v <= now) {
         return Err(KmsError::validation("ValidTo must be in the future"));
     }
-    let key = external_key(call, p).await?;
+    let key = external_key(call, p, Access::to("kms:ImportKeyMaterial")).await?;
     call.call::<crypto_op::ImportMaterial>(&wire::ImportMaterialRequest {
         caller: call.caller(),
         key_id: key.key_id.clone(),
@@ -126,7 +127,7 @@ pub(super) async fn import_key_material(call: &Call<'_>, p: &Params) -> KmsResul
 }
 
 pub(super) async fn delete_imported_key_material(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
-    let key = external_key(call, p).await?;
+    let key = external_key(call, p, Access::to("kms:DeleteImportedKeyMaterial")).await?;
     if key.key_state != KeyState::PendingImport.as_str() {
         call.call::<crypto_op::DeleteImportedMaterial>(&wire::DeleteImportedMaterialRequest {
             caller: call.caller(),

@@ -9,6 +9,7 @@ use kms_proto::v1::{self as wire, change_key_state_request::Change};
 use serde_json::{json, Value};
 
 use super::{epoch_seconds, limit, Call, Output};
+use crate::access::Access;
 use crate::params::Params;
 
 /// DescribeKey's `KeyMetadata` as AWS shapes it.
@@ -139,6 +140,17 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
     let tags = p.tags("Tags")?.unwrap_or_default();
     validate::tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let bypass = p.opt_bool("BypassPolicyLockoutSafetyCheck")?.unwrap_or(false);
+    let mut access = Access::to("kms:CreateKey")
+        .condition("kms:KeySpec", spec.as_str())
+        .condition("kms:KeyUsage", usage.as_str())
+        .condition("kms:KeyOrigin", origin.as_str())
+        .condition("kms:MultiRegion", "false")
+        .condition("kms:BypassPolicyLockoutSafetyCheck", bypass.to_string())
+        .multi("aws:TagKeys", tags.iter().map(|(k, _)| k.clone()).collect());
+    for (k, v) in &tags {
+        access = access.condition(&format!("aws:RequestTag/{k}"), v.clone());
+    }
+    call.authorize(None, access).await?;
     let key_id = uuid::Uuid::new_v4().to_string();
     let arn = key_arn(&call.caller.region, &call.caller.account, &key_id);
     let policy = match p.opt_str("Policy")? {
@@ -292,10 +304,10 @@ pub(super) async fn create_managed_key(
                 "Principal": {"AWS": "*"},
                 "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey"],
                 "Resource": "*",
-                "Condition": {"StringEquals": {
-                    "kms:CallerAccount": account,
-                    "kms:ViaService": format!("{service}.{}.amazonaws.com", call.caller.region)
-                }}
+                // AWS adds `kms:ViaService: <service>.<region>.amazonaws.com`; no AWS
+                // service stands in front of this one, so the account's principals use
+                // the key directly.
+                "Condition": {"StringEquals": {"kms:CallerAccount": account}}
             },
             {
                 "Sid": "Allow direct access to key metadata to the account",
@@ -323,12 +335,13 @@ pub(super) async fn create_managed_key(
 }
 
 pub(super) async fn describe_key(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
-    let key = call.resolve(p.str("KeyId")?).await?;
+    let key = call.resolve(p.str("KeyId")?, Access::cross_account("kms:DescribeKey")).await?;
     Ok(Output::new(json!({ "KeyMetadata": key_metadata(&key) })))
 }
 
 pub(super) async fn list_keys(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     let limit = limit(p, 100, 1000)?;
+    call.authorize(None, Access::to("kms:ListKeys")).await?;
     let page = call
         .call::<metadata::ListKeys>(&wire::ListKeysRequest {
             caller: call.caller(),
@@ -357,13 +370,17 @@ async fn change_state(
     key_ref: &str,
     change: Change,
 ) -> KmsResult<wire::KeyRecord> {
-    let key = call.resolve(key_ref).await?;
-    let action = match change {
-        Change::Enable(_) => "EnableKey",
-        Change::Disable(_) => "DisableKey",
-        Change::ScheduleDeletionDays(_) => "ScheduleKeyDeletion",
-        Change::CancelDeletion(_) => "CancelKeyDeletion",
+    let (action, access) = match change {
+        Change::Enable(_) => ("EnableKey", Access::to("kms:EnableKey")),
+        Change::Disable(_) => ("DisableKey", Access::to("kms:DisableKey")),
+        Change::ScheduleDeletionDays(days) => (
+            "ScheduleKeyDeletion",
+            Access::to("kms:ScheduleKeyDeletion")
+                .condition("kms:ScheduleKeyDeletionPendingWindowInDays", days.to_string()),
+        ),
+        Change::CancelDeletion(_) => ("CancelKeyDeletion", Access::to("kms:CancelKeyDeletion")),
     };
+    let key = call.resolve(key_ref, access).await?;
     call.check_customer_managed(&key, action)?;
     call.call::<metadata::ChangeKeyState>(&wire::ChangeKeyStateRequest {
         caller: call.caller(),
@@ -389,7 +406,8 @@ pub(super) async fn update_key_description(call: &Call<'_>, p: &Params) -> KmsRe
     let key_ref = p.str("KeyId")?;
     let description = p.str("Description")?;
     validate::description(description)?;
-    let (key, domain) = call.usable(key_ref, Usage::Modify).await?;
+    let (key, domain) =
+        call.usable(key_ref, Usage::Modify, Access::to("kms:UpdateKeyDescription")).await?;
     domain.check_customer_managed(&call.caller.principal, "UpdateKeyDescription")?;
     call.call::<metadata::UpdateDescription>(&wire::UpdateDescriptionRequest {
         caller: call.caller(),

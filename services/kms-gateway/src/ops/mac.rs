@@ -8,10 +8,15 @@ use kms_proto::v1 as wire;
 use serde_json::json;
 
 use super::{b64, Call, Output};
+use crate::access::Access;
 use crate::params::Params;
 
 /// The HMAC key, usable now, and the algorithm the request names (which must be its own).
-async fn mac_key(call: &Call<'_>, p: &Params) -> KmsResult<(wire::KeyRecord, MacAlgorithm)> {
+async fn mac_key(
+    call: &Call<'_>,
+    p: &Params,
+    action: &'static str,
+) -> KmsResult<(wire::KeyRecord, MacAlgorithm)> {
     let key_ref = p.str("KeyId")?;
     let algorithm_name = p.str("MacAlgorithm")?;
     let algorithm = MacAlgorithm::parse(algorithm_name).ok_or_else(|| {
@@ -21,7 +26,8 @@ async fn mac_key(call: &Call<'_>, p: &Params) -> KmsResult<(wire::KeyRecord, Mac
             "satisfy enum value set: [HMAC_SHA_224, HMAC_SHA_256, HMAC_SHA_384, HMAC_SHA_512]",
         )
     })?;
-    let (key, domain) = call.usable(key_ref, Usage::Cryptographic).await?;
+    let access = Access::cross_account(action).condition("kms:MacAlgorithm", algorithm.as_str());
+    let (key, domain) = call.usable(key_ref, Usage::Cryptographic, access).await?;
     if domain.usage != KeyUsage::GenerateVerifyMac {
         return Err(KmsError::new(
             ErrorCode::InvalidKeyUsage,
@@ -52,7 +58,7 @@ fn message(p: &Params) -> KmsResult<zeroize::Zeroizing<Vec<u8>>> {
 
 pub(super) async fn generate_mac(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     let message = message(p)?;
-    let (key, algorithm) = mac_key(call, p).await?;
+    let (key, algorithm) = mac_key(call, p, "kms:GenerateMac").await?;
     let mac = call
         .call::<op::GenerateMac>(&wire::GenerateMacRequest {
             caller: call.caller(),
@@ -73,7 +79,7 @@ pub(super) async fn verify_mac(call: &Call<'_>, p: &Params) -> KmsResult<Output>
     let message = message(p)?;
     let mac = p.blob("Mac")?;
     validate::blob_length("mac", mac.len(), 1, 6144)?;
-    let (key, algorithm) = mac_key(call, p).await?;
+    let (key, algorithm) = mac_key(call, p, "kms:VerifyMac").await?;
     call.call::<op::VerifyMac>(&wire::VerifyMacRequest {
         caller: call.caller(),
         key_id: key.key_id.clone(),

@@ -1,8 +1,10 @@
 //! The KMS operations: each validates its parameters as AWS does, asks the services over
 //! the bus, and shapes the response as AWS returns it.
 
+pub(crate) mod admin;
 mod aliases;
 mod crypto;
+mod grants;
 mod import;
 mod keys;
 mod mac;
@@ -13,11 +15,12 @@ mod tags;
 use std::sync::Mutex;
 
 use base64::Engine;
-use kms_bus::{metadata, Bus, CallContext, Operation};
+use kms_bus::{metadata, policy, Bus, CallContext, Operation};
 use kms_core::{ErrorCode, KeyRecord, KeyRef, KmsError, KmsResult, Usage};
 use kms_proto::v1 as wire;
 use serde_json::{json, Value};
 
+use crate::access::{self, Access, DecisionCache};
 use crate::params::Params;
 
 /// What an operation hands back: the response body and, for the audit record, the
@@ -41,6 +44,10 @@ pub(crate) struct Call<'a> {
     pub bus: &'a Bus,
     pub caller: wire::CallerContext,
     pub touched: Mutex<Vec<String>>,
+    /// The caller's address, for `aws:SourceIp`.
+    pub source_ip: String,
+    /// Allowed decisions of earlier calls (see `access`).
+    pub decisions: &'a DecisionCache,
 }
 
 impl Call<'_> {
@@ -64,14 +71,26 @@ impl Call<'_> {
         }
     }
 
-    /// Resolves any of the four key reference forms to the caller's key. An AWS managed
-    /// key (`alias/aws/<service>`) is created on first use, as AWS does.
-    async fn resolve(&self, key_ref: &str) -> KmsResult<wire::KeyRecord> {
+    /// Finds the key a reference names, without authorizing anything (for a KeyId that
+    /// is only compared with the key of a ciphertext). An AWS managed key
+    /// (`alias/aws/<service>`) is created on first use, as AWS does.
+    async fn lookup(&self, key_ref: &str, cross_account: bool) -> KmsResult<wire::KeyRecord> {
+        self.lookup_scoped(key_ref, cross_account, false).await
+    }
+
+    async fn lookup_scoped(
+        &self,
+        key_ref: &str,
+        cross_account: bool,
+        from_ciphertext: bool,
+    ) -> KmsResult<wire::KeyRecord> {
         let parsed = KeyRef::parse(key_ref)?;
         let resolved = self
             .call::<metadata::ResolveKey>(&wire::ResolveKeyRequest {
                 caller: self.caller(),
                 key_ref: key_ref.to_owned(),
+                cross_account,
+                from_ciphertext,
             })
             .await;
         let key = match (resolved, &parsed) {
@@ -98,32 +117,123 @@ impl Call<'_> {
         Ok(key)
     }
 
+    /// Resolves any of the four key reference forms and authorizes `access` on the key.
+    async fn resolve(&self, key_ref: &str, access: Access) -> KmsResult<wire::KeyRecord> {
+        let key = self.lookup(key_ref, access.cross_account).await?;
+        let access = match KeyRef::parse(key_ref)? {
+            KeyRef::AliasName(name) | KeyRef::AliasArn { alias_name: name, .. } => {
+                access.condition("kms:RequestAlias", name)
+            }
+            KeyRef::KeyId(_) | KeyRef::KeyArn { .. } => access,
+        };
+        self.authorize(Some(&key), access).await?;
+        Ok(key)
+    }
+
+    /// The key a ciphertext names (any account of the region), authorized for `access`.
+    async fn resolve_ciphertext_key(
+        &self,
+        key_id: &str,
+        access: Access,
+    ) -> KmsResult<wire::KeyRecord> {
+        let key = self.lookup_scoped(key_id, true, true).await?;
+        self.authorize(Some(&key), access.of_ciphertext()).await?;
+        Ok(key)
+    }
+
+    /// Asks the policy service whether the caller may perform `access` on `key` (or, for
+    /// `None`, on no key: CreateKey, ListKeys, ...). Allowed answers are cached until a
+    /// change to the key's policy, grants or the account's identity policies.
+    async fn authorize(&self, key: Option<&wire::KeyRecord>, access: Access) -> KmsResult<String> {
+        let mut conditions = access.conditions;
+        let mut add = |key: &str, value: &str| {
+            conditions.push(wire::ConditionValues {
+                key: key.to_owned(),
+                values: vec![value.to_owned()],
+                multi_valued: false,
+            });
+        };
+        add("kms:CallerAccount", &self.caller.account);
+        add("aws:SourceIp", &self.source_ip);
+        add("aws:SecureTransport", "false");
+        if let Some(k) = key {
+            add("kms:KeySpec", &k.key_spec);
+            add("kms:KeyUsage", &k.key_usage);
+            add("kms:KeyOrigin", &k.origin);
+            add("kms:KeyManager", if k.key_manager == "AWS" { "AWS" } else { "CUSTOMER" });
+            for tag in &k.tags {
+                add(&format!("aws:ResourceTag/{}", tag.key), &tag.value);
+            }
+        }
+        let request = wire::AuthorizeRequest {
+            caller: self.caller(),
+            action: access.action.to_owned(),
+            key_id: key.map(|k| k.key_id.clone()).unwrap_or_default(),
+            key_arn: key.map(|k| k.arn.clone()).unwrap_or_default(),
+            key_account: key.map(|k| k.account.clone()).unwrap_or_default(),
+            key_manager: key.map(|k| k.key_manager.clone()).unwrap_or_default(),
+            principal_type: String::new(),
+            conditions,
+            encryption_context: context_entries(&access.encryption_context),
+            resource_description: access.resource_description.unwrap_or_default().to_owned(),
+        };
+        let cache_key = request.key_id.clone();
+        let fingerprint = access::fingerprint(&request);
+        if let Some(grant_id) = self.decisions.get(&cache_key, &fingerprint) {
+            return Ok(grant_id);
+        }
+        let answer = self.call::<policy::Authorize>(&request).await?;
+        if answer.cacheable {
+            self.decisions.insert(&cache_key, fingerprint, answer.grant_id.clone());
+        }
+        Ok(answer.grant_id)
+    }
+
+    /// Drops this gateway's cached decisions about a key after a change it made itself.
+    fn changed_key(&self, key_id: &str) {
+        self.decisions.forget_key(key_id);
+    }
+
     /// Refuses a management action on an AWS managed key.
     fn check_customer_managed(&self, key: &wire::KeyRecord, action: &str) -> KmsResult<()> {
         kms_bus::key_from_wire(key)?.check_customer_managed(&self.caller.principal, action)
     }
 
-    /// Resolves a key and checks it may serve an operation of class `usage`.
-    async fn usable(&self, key_ref: &str, usage: Usage) -> KmsResult<(wire::KeyRecord, KeyRecord)> {
-        let stored = self.resolve(key_ref).await?;
+    /// Resolves a key, authorizes `access`, and checks the key may serve an operation of
+    /// class `usage`.
+    async fn usable(
+        &self,
+        key_ref: &str,
+        usage: Usage,
+        access: Access,
+    ) -> KmsResult<(wire::KeyRecord, KeyRecord)> {
+        let stored = self.resolve(key_ref, access).await?;
         let key = kms_bus::key_from_wire(&stored)?;
         key.check_usable(usage)?;
         Ok((stored, key))
     }
 
     /// For operations that take only a key id or key ARN (not an alias).
-    async fn resolve_key_only(&self, key_ref: &str, member: &str) -> KmsResult<wire::KeyRecord> {
+    async fn resolve_key_only(
+        &self,
+        key_ref: &str,
+        member: &str,
+        access: Access,
+    ) -> KmsResult<wire::KeyRecord> {
         if matches!(KeyRef::parse(key_ref)?, KeyRef::AliasName(_) | KeyRef::AliasArn { .. }) {
             return Err(KmsError::validation(format!(
                 "{member} must be a key ID or key ARN, not an alias: {key_ref}"
             )));
         }
-        self.resolve(key_ref).await
+        self.resolve(key_ref, access).await
     }
 }
 
 /// Dispatches a `TrentService.<name>` operation. `None` for an unknown name.
 pub(crate) async fn dispatch(call: &Call<'_>, name: &str, p: &Params) -> Option<KmsResult<Output>> {
+    if let Err(e) = grants::check_grant_tokens(p) {
+        return Some(Err(e));
+    }
     let result = match name {
         "CreateKey" => keys::create_key(call, p).await,
         "DescribeKey" => keys::describe_key(call, p).await,
@@ -156,6 +266,11 @@ pub(crate) async fn dispatch(call: &Call<'_>, name: &str, p: &Params) -> Option<
         "GetKeyRotationStatus" => rotation::get_key_rotation_status(call, p).await,
         "RotateKeyOnDemand" => rotation::rotate_key_on_demand(call, p).await,
         "ListKeyRotations" => rotation::list_key_rotations(call, p).await,
+        "CreateGrant" => grants::create_grant(call, p).await,
+        "ListGrants" => grants::list_grants(call, p).await,
+        "ListRetirableGrants" => grants::list_retirable_grants(call, p).await,
+        "RetireGrant" => grants::retire_grant(call, p).await,
+        "RevokeGrant" => grants::revoke_grant(call, p).await,
         "GetParametersForImport" => import::get_parameters_for_import(call, p).await,
         "ImportKeyMaterial" => import::import_key_material(call, p).await,
         "DeleteImportedKeyMaterial" => import::delete_imported_key_material(call, p).await,
@@ -171,6 +286,8 @@ pub(crate) fn is_read_only(name: &str) -> bool {
         "DescribeKey"
             | "ListKeys"
             | "ListAliases"
+            | "ListGrants"
+            | "ListRetirableGrants"
             | "ListResourceTags"
             | "GetKeyPolicy"
             | "ListKeyPolicies"

@@ -11,10 +11,16 @@ use serde_json::{json, Value};
 
 use super::keys::paged;
 use super::{epoch_seconds, limit, Call, Output};
+use crate::access::Access;
 use crate::params::Params;
 
 async fn set_rotation(call: &Call<'_>, key_ref: &str, enabled: bool, days: i32) -> KmsResult<()> {
-    let key = call.resolve_key_only(key_ref, "KeyId").await?;
+    let access = if enabled {
+        Access::to("kms:EnableKeyRotation").condition("kms:RotationPeriodInDays", days.to_string())
+    } else {
+        Access::to("kms:DisableKeyRotation")
+    };
+    let key = call.resolve_key_only(key_ref, "KeyId", access).await?;
     call.call::<metadata::SetKeyRotation>(&wire::SetKeyRotationRequest {
         caller: call.caller(),
         key_id: key.key_id,
@@ -48,7 +54,13 @@ pub(super) async fn disable_key_rotation(call: &Call<'_>, p: &Params) -> KmsResu
 }
 
 pub(super) async fn get_key_rotation_status(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
-    let key = call.resolve_key_only(p.str("KeyId")?, "KeyId").await?;
+    let key = call
+        .resolve_key_only(
+            p.str("KeyId")?,
+            "KeyId",
+            Access::cross_account("kms:GetKeyRotationStatus"),
+        )
+        .await?;
     check_rotation_readable(&key)?;
     let mut body = json!({ "KeyRotationEnabled": key.rotation_enabled, "KeyId": key.arn });
     if let Some(obj) = body.as_object_mut() {
@@ -63,7 +75,9 @@ pub(super) async fn get_key_rotation_status(call: &Call<'_>, p: &Params) -> KmsR
 }
 
 pub(super) async fn rotate_key_on_demand(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
-    let key = call.resolve_key_only(p.str("KeyId")?, "KeyId").await?;
+    let key = call
+        .resolve_key_only(p.str("KeyId")?, "KeyId", Access::to("kms:RotateKeyOnDemand"))
+        .await?;
     let domain = kms_bus::key_from_wire(&key)?;
     schedule::check_rotation_supported(&domain)?;
     schedule::check_rotation_state(&domain)?;
@@ -97,7 +111,8 @@ pub(super) async fn rotate_key_on_demand(call: &Call<'_>, p: &Params) -> KmsResu
 
 pub(super) async fn list_key_rotations(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     let limit = usize::try_from(limit(p, 100, 1000)?).unwrap_or(100);
-    let key = call.resolve_key_only(p.str("KeyId")?, "KeyId").await?;
+    let key =
+        call.resolve_key_only(p.str("KeyId")?, "KeyId", Access::to("kms:ListKeyRotations")).await?;
     check_rotation_readable(&key)?;
     // The marker is the material version of the last rotation already returned.
     let after = match p.opt_str("Marker")? {

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::keys::paged;
 use super::{limit, Call, Output};
+use crate::access::Access;
 use crate::params::Params;
 
 pub(super) async fn tag_resource(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
@@ -15,7 +16,12 @@ pub(super) async fn tag_resource(call: &Call<'_>, p: &Params) -> KmsResult<Outpu
         KmsError::validation("1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null")
     })?;
     validate::tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let (key, domain) = call.usable(key_ref, Usage::Modify).await?;
+    let mut access = Access::to("kms:TagResource")
+        .multi("aws:TagKeys", tags.iter().map(|(k, _)| k.clone()).collect());
+    for (k, v) in &tags {
+        access = access.condition(&format!("aws:RequestTag/{k}"), v.clone());
+    }
+    let (key, domain) = call.usable(key_ref, Usage::Modify, access).await?;
     domain.check_customer_managed(&call.caller.principal, "TagResource")?;
     call.call::<op::TagResource>(&wire::TagResourceRequest {
         caller: call.caller(),
@@ -33,7 +39,8 @@ pub(super) async fn untag_resource(call: &Call<'_>, p: &Params) -> KmsResult<Out
     let tag_keys = p.str_list("TagKeys")?.ok_or_else(|| {
         KmsError::validation("1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null")
     })?;
-    let (key, domain) = call.usable(key_ref, Usage::Modify).await?;
+    let access = Access::to("kms:UntagResource").multi("aws:TagKeys", tag_keys.clone());
+    let (key, domain) = call.usable(key_ref, Usage::Modify, access).await?;
     domain.check_customer_managed(&call.caller.principal, "UntagResource")?;
     call.call::<op::UntagResource>(&wire::UntagResourceRequest {
         caller: call.caller(),
@@ -46,7 +53,7 @@ pub(super) async fn untag_resource(call: &Call<'_>, p: &Params) -> KmsResult<Out
 
 pub(super) async fn list_resource_tags(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
     let limit = limit(p, 50, 50)?;
-    let key = call.resolve(p.str("KeyId")?).await?;
+    let key = call.resolve(p.str("KeyId")?, Access::to("kms:ListResourceTags")).await?;
     let page = call
         .call::<op::ListResourceTags>(&wire::ListTagsRequest {
             caller: call.caller(),

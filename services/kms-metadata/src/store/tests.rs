@@ -51,8 +51,55 @@ fn resolve(store: &MetadataStore, account: &str, region: &str, key_ref: &str) ->
         .resolve_key(wire::ResolveKeyRequest {
             caller: ctx(account, region),
             key_ref: key_ref.into(),
+            ..Default::default()
         })
         .map(|r| r.key.unwrap().key_id)
+}
+
+fn resolve_across(
+    store: &MetadataStore,
+    account: &str,
+    key_ref: &str,
+    from_ciphertext: bool,
+) -> KmsResult<String> {
+    store
+        .resolve_key(wire::ResolveKeyRequest {
+            caller: ctx(account, "us-east-1"),
+            key_ref: key_ref.into(),
+            cross_account: true,
+            from_ciphertext,
+        })
+        .map(|r| r.key.unwrap().key_id)
+}
+
+#[tokio::test]
+async fn other_accounts_keys_resolve_only_by_arn_when_allowed() {
+    let (_dir, store) = open();
+    let id = create(&store, A, "us-east-1").await;
+    let arn = format!("arn:aws:kms:us-east-1:{A}:key/{id}");
+    let other = "444455556666";
+    assert_eq!(resolve(&store, other, "us-east-1", &arn).unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(resolve_across(&store, other, &arn, false).unwrap(), id);
+    assert_eq!(
+        resolve_across(&store, other, &id, false).unwrap_err().code,
+        ErrorCode::NotFound,
+        "a bare key id names a key of the caller's own account"
+    );
+    assert_eq!(resolve_across(&store, other, &id, true).unwrap(), id, "a ciphertext's key id");
+    let elsewhere = format!("arn:aws:kms:eu-west-1:{A}:key/{id}");
+    assert_eq!(
+        resolve_across(&store, other, &elsewhere, false).unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    let err = store
+        .resolve_key(wire::ResolveKeyRequest {
+            caller: ctx(other, "eu-west-1"),
+            key_ref: id.clone(),
+            cross_account: true,
+            from_ciphertext: true,
+        })
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound, "keys are regional, also from a ciphertext");
 }
 
 fn open() -> (tempfile::TempDir, MetadataStore) {
@@ -225,7 +272,11 @@ async fn state_changes_persist_across_reopen() {
     }
     let store = MetadataStore::open(dir.path(), Arc::new(kms_core::SystemClock)).unwrap();
     let k = store
-        .resolve_key(wire::ResolveKeyRequest { caller: ctx(A, "us-east-1"), key_ref: id.clone() })
+        .resolve_key(wire::ResolveKeyRequest {
+            caller: ctx(A, "us-east-1"),
+            key_ref: id.clone(),
+            ..Default::default()
+        })
         .unwrap()
         .key
         .unwrap();

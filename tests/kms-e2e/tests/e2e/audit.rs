@@ -208,7 +208,7 @@ async fn lookup_attributes_time_paging_and_account_scope() {
 async fn failed_authentication_with_a_known_key_is_recorded() {
     let sb = Sandbox::start().await;
     let good = sb.access_key(ACCOUNT_A);
-    let forged = sb.kms_with(AccessKey { id: good.id.clone(), secret: "y".repeat(40) }, REGION);
+    let forged = sb.kms_with(AccessKey { secret: "y".repeat(40), ..good.clone() }, REGION);
     assert_eq!(
         error_code(forged.describe_key().key_id("alias/anything").send().await),
         "InvalidSignatureException"

@@ -14,8 +14,8 @@ use crate::sandbox::{error_code, error_message, raw_post, AccessKey, Sandbox, AC
 async fn sigv4_failures() {
     let sb = Sandbox::start().await;
     let good = sb.access_key(ACCOUNT_A);
-    let wrong_secret = AccessKey { id: good.id.clone(), secret: "x".repeat(40) };
-    let unknown = AccessKey { id: "AKIAUNKNOWNKEY000000".into(), secret: good.secret.clone() };
+    let wrong_secret = AccessKey { secret: "x".repeat(40), ..good.clone() };
+    let unknown = AccessKey { id: "AKIAUNKNOWNKEY000000".into(), ..good.clone() };
     assert_eq!(
         error_code(sb.kms_with(wrong_secret, REGION).list_keys().send().await),
         "InvalidSignatureException"
@@ -106,7 +106,29 @@ async fn jwt_bearer_tokens() {
     let claims = |sub: &str, account: &str, exp: u64| serde_json::json!({"iss": ISSUER, "aud": "kms", "sub": sub, "account": account, "exp": exp});
     let bearer = |t: &str| vec![("authorization".to_owned(), format!("Bearer {t}"))];
 
+    // A token's principal is a user like any other: it needs an identity policy.
     let valid = token(claims("payments", ACCOUNT_A, now + 300), SECRET);
+    let (status, body) =
+        raw_post(&sb.endpoint, "TrentService.CreateKey", &bearer(&valid), "{}").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("AccessDeniedException") && body.contains("user/payments"), "{body}");
+    let operator = token(
+        claims("arn:aws:iam::999988887777:role/kms-operator", "999988887777", now + 300),
+        SECRET,
+    );
+    let attach = serde_json::json!({
+        "PrincipalArn": format!("arn:aws:iam::{ACCOUNT_A}:user/payments"),
+        "PolicyName": "kms",
+        "PolicyDocument": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#,
+    });
+    let (status, body) = raw_post(
+        &sb.endpoint,
+        "KmsAdmin_20261101.PutPrincipalPolicy",
+        &bearer(&operator),
+        &attach.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "the platform operator attaches policies: {body}");
     let (status, body) = raw_post(
         &sb.endpoint,
         "TrentService.CreateKey",
@@ -138,10 +160,6 @@ async fn jwt_bearer_tokens() {
     }
 
     // The operator principal sees every account's audit events.
-    let operator = token(
-        claims("arn:aws:iam::999988887777:role/kms-operator", "999988887777", now + 300),
-        SECRET,
-    );
     sb.create_key(crate::sandbox::ACCOUNT_B).await;
     let (status, body) = raw_post(
         &sb.endpoint,

@@ -14,6 +14,7 @@ mod sandbox;
 mod aliases_tags;
 mod audit;
 mod auth;
+mod authorization;
 mod crypto;
 mod durability;
 mod import;

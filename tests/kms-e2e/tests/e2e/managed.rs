@@ -42,7 +42,8 @@ async fn created_on_first_use_and_never_manageable() {
     assert_eq!(status.rotation_period_in_days(), Some(365));
     assert_eq!(
         error_code(kms.enable_key_rotation().key_id(&id).send().await),
-        "UnsupportedOperationException"
+        "AccessDeniedException",
+        "AWS's policy for managed keys allows no rotation changes"
     );
     let denied = error_message(kms.disable_key().key_id(&id).send().await);
     assert!(denied.contains("is not authorized to perform: kms:DisableKey"), "{denied}");
@@ -71,7 +72,13 @@ async fn created_on_first_use_and_never_manageable() {
         "NotFoundException"
     );
     let policy = kms.get_key_policy().key_id(&id).send().await.unwrap();
-    assert!(policy.policy().unwrap().contains("kms:ViaService"));
+    // AWS's managed-key policy, less its kms:ViaService condition (no AWS service stands
+    // in front of this one): the account's principals use the key, nobody manages it.
+    let document = policy.policy().unwrap();
+    assert!(
+        document.contains("kms:CallerAccount") && !document.contains("kms:PutKeyPolicy"),
+        "{document}"
+    );
 
     let other = sb.kms(ACCOUNT_B).describe_key().key_id("alias/aws/s3").send().await.unwrap();
     assert_ne!(other.key_metadata().unwrap().key_id(), id, "each account has its own");

@@ -106,6 +106,11 @@ async fn lockout_safety_check() {
         .send()
         .await
         .unwrap();
-    let got = kms.get_key_policy().key_id(&id).send().await.unwrap();
-    assert_eq!(got.policy(), Some(locking), "stored when the caller bypasses the check");
+    // Stored: exactly what the check warned of, the caller is now locked out.
+    let locked = crate::sandbox::error_message(kms.get_key_policy().key_id(&id).send().await);
+    assert!(locked.contains("is not authorized to perform: kms:GetKeyPolicy"), "{locked}");
+    assert_eq!(
+        error_code(kms.put_key_policy().key_id(&id).policy(locking).send().await),
+        "AccessDeniedException"
+    );
 }

@@ -21,7 +21,13 @@ pub(crate) const REGION: &str = "us-east-1";
 pub(crate) struct AccessKey {
     pub(crate) id: String,
     pub(crate) secret: String,
+    pub(crate) principal: String,
 }
+
+/// The platform operator of `start_with_users`: an admin principal with a JWT.
+pub(crate) const OPERATOR: &str = "arn:aws:iam::999988887777:role/kms-operator";
+const OPERATOR_ISSUER: &str = "https://operator.test";
+const OPERATOR_SECRET: &str = "operator-hmac-secret-of-at-least-32-bytes";
 
 pub(crate) struct Sandbox {
     pub(crate) nats: NatsServer,
@@ -63,6 +69,7 @@ impl Sandbox {
             .map(|k| AccessKey {
                 id: k.access_key_id.clone(),
                 secret: k.secret_access_key.to_string(),
+                principal: k.principal_arn.clone(),
             })
             .collect();
         let mut sandbox = Self {
@@ -77,6 +84,82 @@ impl Sandbox {
         };
         sandbox.launch().await;
         sandbox
+    }
+
+    /// Starts with extra SigV4 users (principal ARNs; no identity policies attached) and
+    /// a platform operator (`OPERATOR`) who may call the admin API (`admin`).
+    pub(crate) async fn start_with_users(principals: &[&str]) -> Self {
+        Self::start_with(|store| {
+            let mut keys = store.access_keys().to_vec();
+            for principal in principals {
+                let account = principal.split(':').nth(4).expect("account in the ARN");
+                keys.push(kms_auth::generate_dev_credentials(account, principal));
+            }
+            let issuer = kms_auth::JwtIssuerEntry::hmac(
+                OPERATOR_ISSUER,
+                "kms",
+                kms_auth::JwtAlgorithm::HS256,
+                zeroize::Zeroizing::new(OPERATOR_SECRET.to_owned()),
+            );
+            CredentialStore::new(keys, vec![issuer], vec![OPERATOR.to_owned()])
+                .expect("credentials")
+        })
+        .await
+    }
+
+    /// A call to the identity-policy admin API (`KmsAdmin_20261101.<operation>`) as the
+    /// platform operator. Returns the status and body.
+    pub(crate) async fn admin(&self, operation: &str, body: serde_json::Value) -> (u16, String) {
+        self.admin_as(OPERATOR, "999988887777", operation, body).await
+    }
+
+    /// An admin API call as `principal` of `account` (a bearer token of the operator's
+    /// issuer, which any principal may hold; only the operator is a platform admin).
+    pub(crate) async fn admin_as(
+        &self,
+        principal: &str,
+        account: &str,
+        operation: &str,
+        body: serde_json::Value,
+    ) -> (u16, String) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let claims = serde_json::json!({"iss": OPERATOR_ISSUER, "aud": "kms", "sub": principal,
+            "account": account, "exp": now + 300});
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(OPERATOR_SECRET.as_bytes()),
+        )
+        .expect("token");
+        raw_post(
+            &self.endpoint,
+            &format!("KmsAdmin_20261101.{operation}"),
+            &[("authorization".to_owned(), format!("Bearer {token}"))],
+            &body.to_string(),
+        )
+        .await
+    }
+
+    /// Attaches an identity policy to a principal through the admin API.
+    pub(crate) async fn attach(&self, principal: &str, name: &str, document: serde_json::Value) {
+        let (status, body) = self
+            .admin(
+                "PutPrincipalPolicy",
+                serde_json::json!({"PrincipalArn": principal, "PolicyName": name,
+                    "PolicyDocument": document.to_string()}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// An SDK client signed with the access key of `principal`.
+    pub(crate) fn kms_as(&self, principal: &str) -> aws_sdk_kms::Client {
+        let key =
+            self.keys.iter().find(|k| k.principal == principal).expect("a user of the sandbox");
+        self.kms_with(key.clone(), REGION)
     }
 
     fn root_key_file(&self) -> PathBuf {

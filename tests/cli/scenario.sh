@@ -464,6 +464,57 @@ group_deletion_tenants_auth() {
     AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY "$AWS" kms list-keys
 }
 
+group_grants_and_policies() {
+  echo "== grants (the seed's create-grant, list-grants, retire-grant, revoke-grant)"
+  local gkey garn grant token partner="arn:aws:iam::444455556666:user/dev"
+  gkey=$(run kms create-key --description "shared through grants" --query KeyMetadata.KeyId --output text)
+  garn="arn:aws:kms:us-east-1:111122223333:key/$gkey"
+  expect_error AccessDeniedException -- other kms encrypt --key-id "$garn" --plaintext fileb://"$work/plaintext.txt"
+  grant=$(run kms create-grant --key-id "$gkey" --grantee-principal "$partner" \
+    --operations Encrypt Decrypt DescribeKey \
+    --constraints 'EncryptionContextSubset={Department=Finance}' --query GrantId --output text)
+  expect_match "create-grant returns a grant id" '^[0-9a-f]{64}$' "$grant"
+  expect_eq "list-grants shows the grant" "$grant $partner Finance" \
+    "$(kms list-grants --key-id "$gkey" --query 'Grants[0].[GrantId,GranteePrincipal,Constraints.EncryptionContextSubset.Department]' --output text | tr '\t' ' ')"
+  expect_eq "the grantee encrypts with a matching context" "$garn" \
+    "$(other kms encrypt --key-id "$garn" --plaintext fileb://"$work/plaintext.txt" \
+      --encryption-context Department=Finance --query KeyId --output text)"
+  expect_error AccessDeniedException -- other kms encrypt --key-id "$garn" \
+    --plaintext fileb://"$work/plaintext.txt" --encryption-context Department=HR
+  run kms revoke-grant --key-id "$gkey" --grant-id "$grant" >/dev/null
+  expect_error AccessDeniedException -- other kms encrypt --key-id "$garn" \
+    --plaintext fileb://"$work/plaintext.txt" --encryption-context Department=Finance
+  token=$(run kms create-grant --key-id "$gkey" --grantee-principal "$partner" --operations Decrypt \
+    --retiring-principal "arn:aws:iam::111122223333:user/dev" --query GrantToken --output text)
+  expect_eq "list-retirable-grants" "1" \
+    "$(kms list-retirable-grants --retiring-principal arn:aws:iam::111122223333:user/dev --query 'length(Grants)' --output text)"
+  run kms retire-grant --grant-token "$token" >/dev/null
+  expect_eq "a retired grant is gone" "0" "$(kms list-grants --key-id "$gkey" --query 'length(Grants)' --output text)"
+  expect_error InvalidGrantTokenException -- kms encrypt --key-id "$gkey" \
+    --plaintext fileb://"$work/plaintext.txt" --grant-tokens not-a-grant-token
+
+  echo "== key policies: sharing a key with another account"
+  cat >"$work/shared-policy.json" <<JSON
+{"Version": "2012-10-17", "Statement": [
+  {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+   "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+  {"Sid": "Allow use of the key by the partner account", "Effect": "Allow",
+   "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
+   "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+   "Resource": "*"}]}
+JSON
+  run kms put-key-policy --key-id "$gkey" --policy-name default --policy file://"$work/shared-policy.json" >/dev/null
+  expect_contains "get-key-policy shows the partner" "444455556666" \
+    "$(kms get-key-policy --key-id "$gkey" --policy-name default --query Policy --output text)"
+  other kms encrypt --key-id "$garn" --plaintext fileb://"$work/plaintext.txt" \
+    --query CiphertextBlob --output text | b64file "$work/partner.bin"
+  expect_eq "the partner account decrypts with the shared key" "$(cat "$work/plaintext.txt")" \
+    "$(other kms decrypt --ciphertext-blob fileb://"$work/partner.bin" --query Plaintext --output text | base64 --decode)"
+  expect_error NotFoundException -- other kms disable-key --key-id "$garn"
+  expect_error MalformedPolicyDocumentException -- kms put-key-policy --key-id "$gkey" --policy-name default \
+    --policy '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:Encrypt","Resource":"*"}]}'
+}
+
 groups=(group_keys_and_aliases group_crypto group_data_keys group_key_management group_deletion_tenants_auth)
 for g in "${groups[@]}"; do
   "$g" >"$work/$g.log" 2>&1 3>&1 &
@@ -550,8 +601,10 @@ done < <(grep -o '"EventId": "[^"]*"' "$work/ct-account1.json" | cut -d'"' -f4)
 expect_eq "none of account 1's event ids appear in account 2's lookup" "0" "$leaked"
 
 # ========================================================================================
-# Rotation and imported key material (after the audit checks, which count CreateKey calls)
+# Grants, key policies, rotation and imported key material (after the audit checks,
+# which count CreateKey calls)
 # ========================================================================================
+group_grants_and_policies
 echo "== key rotation"
 rot_key=$(run kms create-key --description "Auto-rotating encryption key" --key-usage ENCRYPT_DECRYPT \
   --query 'KeyMetadata.KeyId' --output text)

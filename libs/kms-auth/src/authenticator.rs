@@ -140,6 +140,7 @@ fn sigv4_identity(
         region,
         service,
         method: AuthMethod::SigV4,
+        principal_tags: entry.tags.clone(),
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Identity {
     pub service: Option<String>,
     /// How the caller was authenticated.
     pub method: AuthMethod,
+    /// Tags of the principal (`aws:PrincipalTag/<key>` in policies): from the access
+    /// key's entry in the credentials file, or a JWT's `principal_tags` claim.
+    pub principal_tags: std::collections::BTreeMap<String, String>,
 }
 
 /// What an IAM principal ARN says.

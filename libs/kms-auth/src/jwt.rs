@@ -137,6 +137,19 @@ fn identity_from_claims(issuer: &PreparedIssuer, claims: &Claims) -> Result<Iden
         (format!("arn:aws:iam::{account_id}:user/{principal}"), principal.to_owned())
     };
     let region = string_claim(claims, &entry.region_claim)?.map(str::to_owned);
+    let principal_tags = match claims.get("principal_tags") {
+        None | Some(Value::Null) => std::collections::BTreeMap::new(),
+        Some(Value::Object(tags)) => tags
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(v) => Ok((k.clone(), v.clone())),
+                _ => Err(invalid("the token's 'principal_tags' values must be strings".to_owned())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(invalid("the token's 'principal_tags' claim is not an object".to_owned()))
+        }
+    };
     Ok(Identity {
         account_id: account_id.to_owned(),
         principal_arn,
@@ -146,6 +159,7 @@ fn identity_from_claims(issuer: &PreparedIssuer, claims: &Claims) -> Result<Iden
         region,
         service: None,
         method: AuthMethod::Jwt { issuer: entry.issuer.clone() },
+        principal_tags,
     })
 }
 

@@ -30,6 +30,9 @@ pub struct AccessKeyEntry {
     pub account_id: String,
     /// `arn:aws:iam::<account_id>:user/NAME` (or `role/NAME`, `root`).
     pub principal_arn: String,
+    /// The principal's tags, for `aws:PrincipalTag/<key>` conditions.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 impl fmt::Debug for AccessKeyEntry {
@@ -451,6 +454,7 @@ pub fn generate_dev_credentials(account_id: &str, principal_arn: &str) -> Access
         secret_access_key: secret,
         account_id: account_id.to_owned(),
         principal_arn: principal_arn.to_owned(),
+        tags: Default::default(),
     }
 }
 

@@ -219,6 +219,7 @@ async fn serve_call(
         touched: Mutex::new(Vec::new()),
         source_ip: recorder.source_ip.clone(),
         decisions: &app.decisions,
+        principal_tags: &identity.principal_tags,
     };
     if let Err(e) = Region::parse(&recorder.region) {
         return Outcome { request_parameters, ..fail(e) };

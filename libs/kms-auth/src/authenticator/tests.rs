@@ -26,6 +26,7 @@ fn store() -> CredentialStore {
             secret_access_key: Zeroizing::new(SECRET.to_owned()),
             account_id: "111122223333".to_owned(),
             principal_arn: "arn:aws:iam::111122223333:user/dev".to_owned(),
+            tags: Default::default(),
         }],
         vec![JwtIssuerEntry::hmac(
             "https://issuer.example",
@@ -120,6 +121,7 @@ fn dev_identity(service: &str) -> Identity {
         region: Some("eu-west-1".to_owned()),
         service: Some(service.to_owned()),
         method: AuthMethod::SigV4,
+        principal_tags: Default::default(),
     }
 }
 

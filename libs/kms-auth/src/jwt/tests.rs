@@ -82,6 +82,7 @@ fn alice(issuer: &str, region: Option<&str>) -> Identity {
         region: region.map(str::to_owned),
         service: None,
         method: AuthMethod::Jwt { issuer: issuer.to_owned() },
+        principal_tags: Default::default(),
     }
 }
 
@@ -224,6 +225,27 @@ fn hs256_cases() {
 }
 
 #[test]
+fn principal_tags_come_from_their_claim() {
+    let mut tagged = alice(HS_ISSUER, None);
+    tagged.principal_tags.insert("team".to_owned(), "payments".to_owned());
+    check(
+        "principal_tags",
+        &hs256(&claims(json!({"principal_tags": {"team": "payments"}}))),
+        Expect::Ok(tagged),
+    );
+    check(
+        "principal_tags not an object",
+        &hs256(&claims(json!({"principal_tags": "team=payments"}))),
+        Expect::Invalid("'principal_tags' claim is not an object"),
+    );
+    check(
+        "principal_tags value not a string",
+        &hs256(&claims(json!({"principal_tags": {"team": 1}}))),
+        Expect::Invalid("'principal_tags' values must be strings"),
+    );
+}
+
+#[test]
 fn expired_token_still_names_its_subject() {
     let token = hs256(&claims(json!({"exp": NOW.unix_timestamp() - 3600})));
     let failure = verify(&store(), &token, NOW).unwrap_err();
@@ -301,6 +323,7 @@ fn custom_claim_names() {
             region: Some("ap-south-1".to_owned()),
             service: None,
             method: AuthMethod::Jwt { issuer: CUSTOM_ISSUER.to_owned() },
+            principal_tags: Default::default(),
         }),
     );
 }

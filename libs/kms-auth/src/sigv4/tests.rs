@@ -22,6 +22,7 @@ fn suite_store() -> CredentialStore {
             secret_access_key: Zeroizing::new(SUITE_SECRET.to_owned()),
             account_id: "111122223333".to_owned(),
             principal_arn: "arn:aws:iam::111122223333:user/example".to_owned(),
+            tags: Default::default(),
         }],
         vec![],
         vec![],

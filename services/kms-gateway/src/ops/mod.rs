@@ -48,6 +48,8 @@ pub(crate) struct Call<'a> {
     pub source_ip: String,
     /// Allowed decisions of earlier calls (see `access`).
     pub decisions: &'a DecisionCache,
+    /// The caller's tags, for `aws:PrincipalTag/<key>`.
+    pub principal_tags: &'a std::collections::BTreeMap<String, String>,
 }
 
 impl Call<'_> {
@@ -156,6 +158,9 @@ impl Call<'_> {
         add("kms:CallerAccount", &self.caller.account);
         add("aws:SourceIp", &self.source_ip);
         add("aws:SecureTransport", "false");
+        for (tag, value) in self.principal_tags {
+            add(&format!("aws:PrincipalTag/{tag}"), value);
+        }
         if let Some(k) = key {
             add("kms:KeySpec", &k.key_spec);
             add("kms:KeyUsage", &k.key_usage);

@@ -383,3 +383,40 @@ async fn grants_allow_what_they_say_until_revoked() {
         .await
         .expect("the grant lets the other account's user encrypt");
 }
+
+#[tokio::test]
+async fn principal_tags_reach_policy_conditions() {
+    let sb = Sandbox::start_with_users(&[]).await;
+    let key = sb.create_key(ACCOUNT_A).await;
+    let tagged = "arn:aws:iam::111122223333:user/tagged";
+    // Allowed only when the encryption context names the caller's own team tag.
+    sb.attach(
+        tagged,
+        "own-team",
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Encrypt",
+            "Resource": "*", "Condition": {"StringEquals": {
+                "kms:EncryptionContext:team": "${aws:PrincipalTag/team}"}}}]}),
+    )
+    .await;
+    let (status, body) = encrypt_as(&sb, tagged, &key, "payments", "payments").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = encrypt_as(&sb, tagged, &key, "payments", "billing").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("AccessDeniedException"), "{body}");
+    let (status, body) = encrypt_as(&sb, tagged, &key, "billing", "billing").await;
+    assert_eq!(status, 200, "the tag, not the principal, decides: {body}");
+}
+
+/// Encrypt over a bearer token whose principal carries the tag `team`.
+async fn encrypt_as(
+    sb: &Sandbox,
+    principal: &str,
+    key: &str,
+    team: &str,
+    context_team: &str,
+) -> (u16, String) {
+    let body =
+        json!({"KeyId": key, "Plaintext": "aGVsbG8=", "EncryptionContext": {"team": context_team}});
+    sb.bearer_post(principal, ACCOUNT_A, json!({ "team": team }), "TrentService.Encrypt", body)
+        .await
+}

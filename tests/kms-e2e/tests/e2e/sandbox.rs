@@ -122,12 +122,26 @@ impl Sandbox {
         operation: &str,
         body: serde_json::Value,
     ) -> (u16, String) {
+        let target = format!("KmsAdmin_20261101.{operation}");
+        self.bearer_post(principal, account, serde_json::json!({}), &target, body).await
+    }
+
+    /// A request with a bearer token (of the operator's issuer) for `principal` of
+    /// `account` carrying `principal_tags`. Returns the status and body.
+    pub(crate) async fn bearer_post(
+        &self,
+        principal: &str,
+        account: &str,
+        principal_tags: serde_json::Value,
+        target: &str,
+        body: serde_json::Value,
+    ) -> (u16, String) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_secs();
         let claims = serde_json::json!({"iss": OPERATOR_ISSUER, "aud": "kms", "sub": principal,
-            "account": account, "exp": now + 300});
+            "account": account, "exp": now + 300, "principal_tags": principal_tags});
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &claims,
@@ -136,7 +150,7 @@ impl Sandbox {
         .expect("token");
         raw_post(
             &self.endpoint,
-            &format!("KmsAdmin_20261101.{operation}"),
+            target,
             &[("authorization".to_owned(), format!("Bearer {token}"))],
             &body.to_string(),
         )

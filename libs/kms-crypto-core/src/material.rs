@@ -49,6 +49,14 @@ impl std::fmt::Debug for KeyMaterial {
     }
 }
 
+/// The `KeyMaterialId` AWS shows for one version of a key's material: 64 hex digits that
+/// name the version without revealing anything of the material (a hash of the key id and
+/// version number only), stable across restarts and replicas.
+pub fn key_material_id(key_id: &str, version: u32) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("kms-key-material-id|{key_id}|{version}").as_bytes()))
+}
+
 /// Random bytes from the operating system's generator.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut out = vec![0u8; n];
@@ -184,6 +192,15 @@ fn wrap_aad(account: &str, key_id: &str, version: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_material_ids_name_versions() {
+        let a = key_material_id("k", 1);
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, key_material_id("k", 1));
+        assert_ne!(a, key_material_id("k", 2));
+        assert_ne!(a, key_material_id("j", 1));
+    }
 
     #[test]
     fn wrap_round_trip_and_binding() {

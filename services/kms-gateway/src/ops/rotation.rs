@@ -129,6 +129,7 @@ pub(super) async fn list_key_rotations(call: &Call<'_>, p: &Params) -> KmsResult
         .map(|r| {
             json!({
                 "KeyId": key.arn,
+                "KeyMaterialId": kms_crypto_core::key_material_id(&key.key_id, r.material_version),
                 "RotationDate": epoch_seconds(r.rotation_date_ms),
                 "RotationType": r.rotation_type,
             })

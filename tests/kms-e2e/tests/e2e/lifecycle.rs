@@ -71,6 +71,11 @@ async fn on_demand_rotation_keeps_old_ciphertexts_and_reencrypt_moves_them() {
     assert_eq!(rotations.rotations().len(), 1);
     assert_eq!(rotations.rotations()[0].rotation_type(), Some(&RotationType::OnDemand));
     assert!(rotations.rotations()[0].rotation_date().is_some());
+    let material_id = rotations.rotations()[0].key_material_id().unwrap();
+    assert!(
+        material_id.len() == 64 && material_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{material_id}"
+    );
 
     kms.disable_key().key_id(&id).send().await.unwrap();
     assert_eq!(

@@ -18,4 +18,6 @@ pub use import::{
     generate_wrapping_key, unwrap_imported, wrapping_key_bits, ImportError, WrappingAlgorithm,
 };
 pub use mac::{generate_mac, verify_mac, MacAlgorithm};
-pub use material::{key_material_id, random_bytes, KeyMaterial, RootKey, RootKeyError, UnwrapError};
+pub use material::{
+    key_material_id, random_bytes, KeyMaterial, RootKey, RootKeyError, UnwrapError,
+};

@@ -31,7 +31,7 @@ build: ## Build the all-in-one server
 run: deps build ## Run nats-server and every service; prints the aws CLI environment
 	DATA_DIR=$(DATA_DIR) NATS_PORT=$(NATS_PORT) LISTEN=$(LISTEN) REGION=$(REGION) scripts/run.sh
 
-test: deps $(AWS_CLI) test-rust test-cli ## Run every test: unit, end-to-end (SDK) and the aws CLI scenario
+test: deps $(AWS_CLI) test-rust test-cli check-manifests ## Run every test: unit, end-to-end (SDK), the aws CLI scenario, the manifests
 
 test-rust: deps ## Unit tests and the SDK end-to-end tests
 	cargo test --workspace --no-fail-fast

@@ -7,21 +7,38 @@
 //! [`lookup_response_json`]. Event bodies are stored and returned verbatim and never
 //! logged here.
 
+mod digest;
 mod event;
+mod export;
+mod integrity;
 mod lookup;
+mod query;
 mod record;
 mod store;
 #[cfg(test)]
 mod testdata;
+mod verify;
 
+pub use digest::{
+    DigestFile, DigestKeyError, DigestPublicKey, DigestRecord, DigestSignError, DigestSigner,
+    SeqRange, SignedDigest, DIGEST_BUCKET, DIGEST_HASH_ALGORITHM, DIGEST_KEY_BITS,
+    DIGEST_SIGNATURE_ALGORITHM,
+};
 pub use event::{
     CloudTrailEvent, EventResource, UserIdentity, EVENT_CATEGORY_MANAGEMENT,
     EVENT_SOURCE_CLOUDTRAIL, EVENT_SOURCE_KMS, EVENT_TYPE_API_CALL, EVENT_VERSION,
     RESOURCE_TYPE_KMS_KEY,
 };
+pub use export::{read_export, write_export, Export, ExportError, ExportSummary};
+pub use integrity::DigestSummary;
 pub use lookup::{
     lookup_response_json, AttributeProblem, LookupAttribute, LookupAttributeKey, LookupError,
     LookupEvent, LookupPage, LookupQuery, LookupResource, MAX_RESULTS_LIMIT,
 };
+pub use query::{
+    Counts, EventFilter, GroupBy, QueryError, QueryEvent, QueryPage, MAX_QUERY_PAGE,
+    MAX_SCAN_PER_PAGE,
+};
 pub use record::InvalidEvent;
 pub use store::{AppendOutcome, AuditStore, ChainBreak, ChainError, StoreError};
+pub use verify::{verify, AuditRecord, Problem, VerificationReport, VerifyInput};

@@ -80,6 +80,13 @@ pub(crate) struct EventView {
     pub(crate) read_only: bool,
     pub(crate) user_name: Option<String>,
     pub(crate) access_key_id: Option<String>,
+    /// `userIdentity.arn`, `errorCode`, `sourceIPAddress` and
+    /// `requestParameters.encryptionContext`: read leniently (a wrong type is ignored),
+    /// for the security team's queries.
+    pub(crate) principal_arn: Option<String>,
+    pub(crate) error_code: Option<String>,
+    pub(crate) source_ip: Option<String>,
+    pub(crate) encryption_context: Vec<(String, String)>,
     pub(crate) recipient_account_id: String,
     /// `(type, ARN)` per entry of `resources`, in record order.
     pub(crate) resources: Vec<(String, String)>,
@@ -103,6 +110,18 @@ fn opt_str(
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(v) => v.as_str().map(|s| Some(s.to_owned())).ok_or(InvalidEvent::WrongType(name)),
     }
+}
+
+fn lenient_str(
+    obj: Option<&serde_json::Map<String, serde_json::Value>>,
+    name: &str,
+) -> Option<String> {
+    obj.and_then(|o| o.get(name)).and_then(|v| v.as_str()).map(str::to_owned)
+}
+
+/// `len-prefixed key | value`: the index value of one encryption-context pair.
+pub(crate) fn context_pair(key: &str, value: &str) -> String {
+    format!("{}:{key}={value}", key.len())
 }
 
 impl EventView {
@@ -151,6 +170,19 @@ impl EventView {
             event_time,
             read_only,
             user_name: opt_str(identity, "userName")?,
+            principal_arn: lenient_str(identity, "arn"),
+            error_code: lenient_str(Some(obj), "errorCode"),
+            source_ip: lenient_str(Some(obj), "sourceIPAddress"),
+            encryption_context: obj
+                .get("requestParameters")
+                .and_then(|p| p.get("encryptionContext"))
+                .and_then(|c| c.as_object())
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
             access_key_id: opt_str(identity, "accessKeyId")?,
             recipient_account_id: req_str(obj, "recipientAccountId")?.to_owned(),
             resources,
@@ -169,6 +201,19 @@ impl EventView {
         }
         if let Some(k) = self.access_key_id.as_ref().filter(|k| !k.is_empty()) {
             out.insert((AttrCode::AccessKeyId, k.clone()));
+        }
+        if let Some(p) = self.principal_arn.as_ref().filter(|p| !p.is_empty()) {
+            out.insert((AttrCode::PrincipalArn, p.clone()));
+        }
+        if let Some(e) = self.error_code.as_ref().filter(|e| !e.is_empty()) {
+            out.insert((AttrCode::ErrorCode, e.clone()));
+        }
+        if let Some(ip) = self.source_ip.as_ref().filter(|ip| !ip.is_empty()) {
+            out.insert((AttrCode::SourceIp, ip.clone()));
+        }
+        for (k, v) in &self.encryption_context {
+            out.insert((AttrCode::ContextKey, k.clone()));
+            out.insert((AttrCode::ContextPair, context_pair(k, v)));
         }
         for (ty, arn) in &self.resources {
             if !ty.is_empty() {
@@ -199,7 +244,16 @@ pub(crate) enum AttrCode {
     ResourceName = 6,
     EventSource = 7,
     AccessKeyId = 8,
+    // Index version 2: the security team's query filters (not LookupEvents attributes).
+    PrincipalArn = 9,
+    ErrorCode = 10,
+    SourceIp = 11,
+    ContextKey = 12,
+    ContextPair = 13,
 }
+
+/// The index layout version this code writes; older stores are brought up to it on open.
+pub(crate) const INDEX_VERSION: u64 = 2;
 
 /// Whose events an index entry belongs to: every record is indexed under `All` (the
 /// operator's view) and under its `recipientAccountId`.

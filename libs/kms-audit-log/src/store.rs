@@ -12,7 +12,7 @@ use sled::{Transactional, Tree};
 
 use crate::record::{
     attr_prefix, chain_hash, positioned, time_prefix, EventView, InvalidEvent, Scope, StoredRecord,
-    GENESIS_HASH,
+    GENESIS_HASH, INDEX_VERSION,
 };
 
 const TREE_RECORDS: &str = "records";
@@ -21,7 +21,10 @@ const TREE_EVENT_IDS: &str = "event_ids";
 const TREE_IDX_TIME: &str = "idx_time";
 const TREE_IDX_ATTR: &str = "idx_attr";
 const TREE_META: &str = "meta";
+pub(crate) const TREE_DIGESTS: &str = "digests";
+pub(crate) const TREE_DIGEST_KEYS: &str = "digest_keys";
 const META_LAST_STREAM_SEQ: &[u8] = b"last_stream_seq";
+const META_INDEX_VERSION: &[u8] = b"index_version";
 
 /// What `append` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub enum StoreError {
     CorruptRecord { seq: u64 },
     #[error("audit store metadata `{0}` is unreadable")]
     CorruptMeta(&'static str),
+    #[error("writing a digest: {0}")]
+    Digest(#[from] crate::digest::DigestSignError),
 }
 
 impl StoreError {
@@ -94,13 +99,19 @@ impl ChainError {
 /// internally, lookups run concurrently.
 #[derive(Debug)]
 pub struct AuditStore {
-    db: sled::Db,
+    pub(crate) db: sled::Db,
     pub(crate) records: Tree,
     stream_seqs: Tree,
     event_ids: Tree,
     pub(crate) idx_time: Tree,
     pub(crate) idx_attr: Tree,
-    meta: Tree,
+    pub(crate) meta: Tree,
+    /// `account (len-prefixed) | digest sequence (8, BE)` → encoded `SignedDigest`.
+    pub(crate) digests: Tree,
+    /// Fingerprint → public key PEM of every key that ever signed a digest.
+    pub(crate) digest_keys: Tree,
+    /// Serializes digest passes.
+    pub(crate) digest_lock: Mutex<()>,
     /// Serializes appends so sequence numbers and the chain head are assigned in order.
     append_lock: Mutex<Head>,
     last_stream_seq: AtomicU64,
@@ -114,7 +125,7 @@ struct Head {
     hash: [u8; 32],
 }
 
-fn be_u64(bytes: &[u8]) -> Option<u64> {
+pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
@@ -144,18 +155,55 @@ impl AuditStore {
             None => 0,
             Some(v) => be_u64(&v).ok_or(StoreError::CorruptMeta("last_stream_seq"))?,
         };
-        Ok(Self {
+        let store = Self {
             stream_seqs: db.open_tree(TREE_STREAM_SEQS)?,
             event_ids: db.open_tree(TREE_EVENT_IDS)?,
             idx_time: db.open_tree(TREE_IDX_TIME)?,
             idx_attr: db.open_tree(TREE_IDX_ATTR)?,
+            digests: db.open_tree(TREE_DIGESTS)?,
+            digest_keys: db.open_tree(TREE_DIGEST_KEYS)?,
+            digest_lock: Mutex::new(()),
             records,
             meta,
             db,
             append_lock: Mutex::new(head),
             last_stream_seq: AtomicU64::new(last_stream_seq),
             len: AtomicU64::new(head.seq),
-        })
+        };
+        store.upgrade_indexes()?;
+        Ok(store)
+    }
+
+    /// Brings a store written by an older version up to `INDEX_VERSION` by indexing every
+    /// record again (inserts are idempotent, so an interrupted upgrade simply reruns).
+    fn upgrade_indexes(&self) -> Result<(), StoreError> {
+        let version = match self.meta.get(META_INDEX_VERSION)? {
+            Some(v) => be_u64(&v).ok_or(StoreError::CorruptMeta("index_version"))?,
+            None if self.records.is_empty() => 0,
+            None => 1,
+        };
+        if version >= INDEX_VERSION {
+            return Ok(());
+        }
+        for item in self.records.iter() {
+            let (k, v) = item?;
+            let seq = be_u64(&k).ok_or(StoreError::CorruptMeta("records key"))?;
+            let Some(view) = StoredRecord::decode(&v).and_then(|r| EventView::parse(&r.event).ok())
+            else {
+                continue;
+            };
+            for scope in [Scope::All, Scope::Account(&view.recipient_account_id)] {
+                for (code, value) in view.attribute_values() {
+                    self.idx_attr.insert(
+                        positioned(&attr_prefix(scope, code, &value), view.event_time, seq),
+                        &[],
+                    )?;
+                }
+            }
+        }
+        self.meta.insert(META_INDEX_VERSION, &INDEX_VERSION.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Appends the event carried by stream message `stream_seq`, durably (flushed)
@@ -298,7 +346,7 @@ impl AuditStore {
     }
 }
 
-fn txn_err(e: TransactionError<()>) -> StoreError {
+pub(crate) fn txn_err(e: TransactionError<()>) -> StoreError {
     match e {
         TransactionError::Storage(e) => StoreError::Storage(e),
         // Nothing in the closures aborts.
@@ -312,6 +360,32 @@ fn txn_err(e: TransactionError<()>) -> StoreError {
 mod tests {
     use super::*;
     use crate::testdata::{fixture, fixture_bytes};
+
+    /// sled releases a dropped database's file lock from a background thread, so a
+    /// reopen right after a drop may briefly find it still held: retry for a while.
+    fn retry<T>(open: impl Fn() -> Result<T, sled::Error>) -> T {
+        for _ in 0..200 {
+            match open() {
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::Other => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other.unwrap(),
+            }
+        }
+        open().unwrap()
+    }
+
+    fn sled_open(dir: &Path) -> sled::Db {
+        retry(|| sled::open(dir))
+    }
+
+    fn store_open(dir: &Path) -> AuditStore {
+        retry(|| match AuditStore::open(dir) {
+            Ok(s) => Ok(s),
+            Err(StoreError::Storage(e)) => Err(e),
+            Err(e) => panic!("{e}"),
+        })
+    }
 
     #[test]
     fn appends_are_numbered_and_chained() {
@@ -411,13 +485,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bytes = fixture_bytes();
         let head = {
-            let store = AuditStore::open(dir.path()).unwrap();
+            let store = store_open(dir.path());
             for (i, b) in bytes.iter().enumerate() {
                 store.append(i as u64 + 1, b).unwrap();
             }
             store.head()
         };
-        let store = AuditStore::open(dir.path()).unwrap();
+        let store = store_open(dir.path());
         assert_eq!(store.len(), bytes.len() as u64);
         assert_eq!(store.head(), head);
         assert_eq!(store.last_stream_seq(), bytes.len() as u64);
@@ -433,7 +507,7 @@ mod tests {
 
     /// Rewrites record `seq` in a closed store directly through sled.
     fn tamper(dir: &Path, seq: u64, f: impl FnOnce(&mut StoredRecord)) {
-        let db = sled::open(dir).unwrap();
+        let db = sled_open(dir);
         let records = db.open_tree(TREE_RECORDS).unwrap();
         let mut rec =
             StoredRecord::decode(&records.get(seq.to_be_bytes()).unwrap().unwrap()).unwrap();
@@ -444,7 +518,7 @@ mod tests {
 
     fn filled_store_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let store = AuditStore::open(dir.path()).unwrap();
+        let store = store_open(dir.path());
         for (i, b) in fixture_bytes().iter().enumerate() {
             store.append(i as u64 + 1, b).unwrap();
         }
@@ -459,7 +533,7 @@ mod tests {
             r.event = text.replacen("\"eventName\":\"", "\"eventName\":\"X", 1).into_bytes();
             assert_ne!(r.event, text.as_bytes());
         });
-        let store = AuditStore::open(dir.path()).unwrap();
+        let store = store_open(dir.path());
         let err = store.verify_chain().unwrap_err();
         assert_eq!(err.broken_at(), Some(7));
         assert!(matches!(err, ChainError::Broken { kind: ChainBreak::HashMismatch, .. }));
@@ -473,7 +547,7 @@ mod tests {
             r.event = b"{\"eventID\":\"forged\"}".to_vec();
             r.hash = chain_hash(&r.prev_hash, &r.event);
         });
-        let store = AuditStore::open(dir.path()).unwrap();
+        let store = store_open(dir.path());
         let err = store.verify_chain().unwrap_err();
         assert!(matches!(err, ChainError::Broken { seq: 5, kind: ChainBreak::PrevHashMismatch }));
     }
@@ -482,11 +556,11 @@ mod tests {
     fn deleted_record_is_a_sequence_gap() {
         let dir = filled_store_dir();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = sled_open(dir.path());
             db.open_tree(TREE_RECORDS).unwrap().remove(3u64.to_be_bytes()).unwrap();
             db.flush().unwrap();
         }
-        let store = AuditStore::open(dir.path()).unwrap();
+        let store = store_open(dir.path());
         let err = store.verify_chain().unwrap_err();
         assert!(matches!(
             err,
@@ -498,11 +572,11 @@ mod tests {
     fn garbage_record_is_malformed() {
         let dir = filled_store_dir();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = sled_open(dir.path());
             db.open_tree(TREE_RECORDS).unwrap().insert(2u64.to_be_bytes(), &b"junk"[..]).unwrap();
             db.flush().unwrap();
         }
-        let store = AuditStore::open(dir.path()).unwrap();
+        let store = store_open(dir.path());
         let err = store.verify_chain().unwrap_err();
         assert!(matches!(err, ChainError::Broken { seq: 2, kind: ChainBreak::Malformed }));
     }

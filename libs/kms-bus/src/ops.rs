@@ -94,5 +94,7 @@ pub mod audit {
     //! Queries of the audit service.
     operations!("audit" =>
         LookupEvents(LookupEventsRequest) -> LookupEventsResponse;
+        WriteDigests(WriteDigestsRequest) -> WriteDigestsResponse;
+        GetDigestPublicKeys(GetDigestPublicKeysRequest) -> GetDigestPublicKeysResponse;
     );
 }

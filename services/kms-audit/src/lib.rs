@@ -3,14 +3,24 @@
 //! message only after it is stored and flushed, and answers CloudTrail `LookupEvents`
 //! queries on `kms.v1.audit.LookupEvents`. The stream is the source of truth: a lost store
 //! is rebuilt by replaying it.
+//!
+//! It also signs digests of what it stored (periodically, on `kms.v1.audit.WriteDigests`
+//! and at shutdown) with an RSA key whose public half it publishes
+//! (`kms.v1.audit.GetDigestPublicKeys`), and serves the security team's gRPC
+//! `AuditService` (`grpc.rs`) when given an address.
 
-use std::path::PathBuf;
+mod grpc;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures::StreamExt;
-use kms_audit_log::{lookup_response_json, AuditStore, LookupAttribute, LookupQuery};
+use kms_audit_log::{
+    lookup_response_json, AuditStore, DigestSigner, LookupAttribute, LookupQuery, DIGEST_KEY_BITS,
+};
 use kms_bus::{audit as op, AuditStreamConfig, Bus, Router};
 use kms_core::{KmsError, KmsResult};
 use kms_proto::v1 as wire;
@@ -29,29 +39,143 @@ pub struct Config {
     /// JetStream replicas of the audit stream (3 in a NATS cluster).
     #[arg(long = "audit-stream-replicas", env = "KMS_AUDIT_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// RSA private key (PKCS#8 PEM) that signs digests. Unset: one is generated once and
+    /// kept as `digest-key.pem` in the data directory (development and tests only).
+    #[arg(long = "audit-digest-key-file", env = "KMS_AUDIT_DIGEST_KEY_FILE")]
+    pub digest_key_file: Option<PathBuf>,
+    /// Seconds between digest passes; 0 writes digests only on request and at shutdown.
+    #[arg(
+        long = "audit-digest-interval-secs",
+        env = "KMS_AUDIT_DIGEST_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
+    pub digest_interval_secs: u64,
+    /// Address of the gRPC `AuditService`; unset: not served.
+    #[arg(long = "audit-grpc-listen", env = "KMS_AUDIT_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// The credentials file (the gateway's): its JWT issuers authenticate gRPC callers and
+    /// its admin principals are platform auditors. Unset: every gRPC call is refused.
+    #[arg(long = "audit-credentials-file", env = "KMS_AUDIT_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// IAM role name (`arn:aws:iam::<account>:role/[path/]<name>`) whose holders may read
+    /// their own account's audit events over gRPC.
+    #[arg(
+        long = "audit-auditor-role",
+        env = "KMS_AUDIT_AUDITOR_ROLE",
+        default_value = "kms-auditor"
+    )]
+    pub auditor_role: String,
+    /// Principal ARNs (comma-separated) that may read every account's events over gRPC,
+    /// besides the credentials file's admin principals.
+    #[arg(
+        long = "audit-platform-auditors",
+        env = "KMS_AUDIT_PLATFORM_AUDITORS",
+        value_delimiter = ','
+    )]
+    pub platform_auditors: Vec<String>,
 }
 
 impl Config {
     pub fn for_test(data_dir: PathBuf) -> Self {
-        Self { data_dir, stream_replicas: 1 }
+        Self {
+            data_dir,
+            stream_replicas: 1,
+            digest_key_file: None,
+            digest_interval_secs: 3600,
+            grpc_listen: None,
+            credentials_file: None,
+            auditor_role: "kms-auditor".to_owned(),
+            platform_auditors: Vec::new(),
+        }
     }
 }
 
-struct State {
-    store: Arc<AuditStore>,
+pub(crate) struct State {
+    pub(crate) store: Arc<AuditStore>,
     stream: jetstream::stream::Stream,
     applied: watch::Receiver<u64>,
+    /// The store's record count, for live tails.
+    pub(crate) stored: watch::Receiver<u64>,
+    pub(crate) signer: Arc<DigestSigner>,
+    /// Becomes true when the service stops (ends live tails).
+    pub(crate) stopping: watch::Receiver<bool>,
 }
 
-/// Consumes the audit stream and serves lookups until `shutdown` resolves.
+/// Loads the digest key, or generates and keeps one under `data_dir` when none is
+/// configured. The key is never logged.
+async fn digest_signer(config: &Config) -> anyhow::Result<DigestSigner> {
+    let configured = config.digest_key_file.is_some();
+    let path =
+        config.digest_key_file.clone().unwrap_or_else(|| config.data_dir.join("digest-key.pem"));
+    let loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<DigestSigner> {
+        if configured || path.exists() {
+            let pem = zeroizing_read(&path)?;
+            return DigestSigner::from_pkcs8_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("digest key {}: {e}", path.display()));
+        }
+        tracing::warn!(path = %path.display(), "no digest key configured; generating a development key");
+        let (signer, pem) = DigestSigner::generate(DIGEST_KEY_BITS)?;
+        write_private(&path, pem.as_bytes())?;
+        Ok(signer)
+    })
+    .await??;
+    Ok(loaded)
+}
+
+fn zeroizing_read(path: &Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    std::fs::read_to_string(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| anyhow::anyhow!("reading the digest key {}: {e}", path.display()))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("writing the digest key {}: {e}", path.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Consumes the audit stream and serves lookups (and the gRPC API when
+/// `config.grpc_listen` is set) until `shutdown` resolves.
 pub async fn run(
     config: Config,
     bus: Bus,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let listener = match config.grpc_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding the audit gRPC address {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    run_with(config, bus, listener, shutdown).await
+}
+
+/// As [`run`], serving the gRPC API on `grpc_listener` when given (tests bind port 0).
+pub async fn run_with(
+    config: Config,
+    bus: Bus,
+    grpc_listener: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let store = Arc::new(AuditStore::open(&config.data_dir).map_err(|e| {
         anyhow::anyhow!("opening audit store at {}: {e}", config.data_dir.display())
     })?);
+    let signer = Arc::new(digest_signer(&config).await?);
+    store.publish_digest_key(signer.public_key())?;
+    tracing::info!(fingerprint = %signer.public_key().fingerprint, "audit digest key ready");
     let verify = store.clone();
     match tokio::task::spawn_blocking(move || verify.verify_chain()).await? {
         Ok(n) => tracing::info!(records = n, "audit hash chain verified"),
@@ -65,16 +189,114 @@ pub async fn run(
             .await?;
     let consumer = durable_consumer(&stream, store.last_stream_seq()).await?;
     let (applied_tx, applied) = watch::channel(store.last_stream_seq());
-    let state = Arc::new(State { store: store.clone(), stream: stream.clone(), applied });
-    let router = Router::new("audit")
-        .route::<op::LookupEvents, _, _>(|s: Arc<State>, r| async move { lookup(&s, r).await });
-
+    let (stored_tx, stored) = watch::channel(store.len());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let consuming = tokio::spawn(consume(consumer, store, applied_tx, stop_rx));
-    let served = kms_bus::serve(&bus, state, router, Duration::from_secs(10), shutdown).await;
+    let state = Arc::new(State {
+        store: store.clone(),
+        stream: stream.clone(),
+        applied,
+        stored,
+        signer: signer.clone(),
+        stopping: stop_rx.clone(),
+    });
+    let router = Router::new("audit")
+        .route::<op::LookupEvents, _, _>(|s: Arc<State>, r| async move { lookup(&s, r).await })
+        .route::<op::WriteDigests, _, _>(|s: Arc<State>, _r| async move { write_digests(&s).await })
+        .route::<op::GetDigestPublicKeys, _, _>(|s: Arc<State>, _r| async move {
+            public_keys(&s).await
+        });
+
+    let consuming =
+        tokio::spawn(consume(consumer, store.clone(), applied_tx, stored_tx, stop_rx.clone()));
+    let digesting =
+        tokio::spawn(digest_timer(state.clone(), config.digest_interval_secs, stop_rx.clone()));
+    let grpc = match grpc_listener {
+        Some(listener) => {
+            let auth = grpc::Access::new(&config)?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "audit gRPC API listening");
+            Some(tokio::spawn(grpc::serve(state.clone(), auth, listener, stop_rx.clone())))
+        }
+        None => None,
+    };
+    let served =
+        kms_bus::serve(&bus, state.clone(), router, Duration::from_secs(10), shutdown).await;
     let _ = stop_tx.send(true);
     consuming.await??;
+    digesting.await?;
+    if let Some(grpc) = grpc {
+        grpc.await??;
+    }
+    // Cover everything stored so far, so a stopped service leaves nothing unsigned.
+    if let Err(e) = write_digests(&state).await {
+        tracing::warn!(error = %e, "final digest pass failed");
+    }
     served
+}
+
+/// Writes digests every `interval_secs` (never when 0) until stopped.
+async fn digest_timer(state: Arc<State>, interval_secs: u64, mut stop: watch::Receiver<bool>) {
+    if interval_secs == 0 {
+        return;
+    }
+    let mut ticks = tokio::time::interval(Duration::from_secs(interval_secs));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = ticks.tick() => {
+                if let Err(e) = write_digests(&state).await {
+                    tracing::warn!(error = %e, "digest pass failed; retrying at the next tick");
+                }
+            }
+        }
+    }
+}
+
+/// One digest pass.
+pub(crate) async fn write_digests(state: &State) -> KmsResult<wire::WriteDigestsResponse> {
+    let (store, signer) = (state.store.clone(), state.signer.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        store.write_digests(&signer, time::OffsetDateTime::now_utc())
+    })
+    .await
+    .map_err(|_| KmsError::internal())?
+    .map_err(|e| {
+        tracing::error!(error = %e, "digest pass failed");
+        KmsError::internal()
+    })?;
+    for d in &written {
+        tracing::info!(account = %d.account, sequence = d.sequence, records = d.records, "audit digest written");
+    }
+    Ok(wire::WriteDigestsResponse {
+        digests: written
+            .into_iter()
+            .map(|d| wire::DigestWritten {
+                account: d.account,
+                sequence: d.sequence,
+                records: d.records as u64,
+            })
+            .collect(),
+    })
+}
+
+async fn public_keys(state: &State) -> KmsResult<wire::GetDigestPublicKeysResponse> {
+    let current = state.signer.public_key().fingerprint.clone();
+    let keys = state.store.digest_public_keys().map_err(|e| {
+        tracing::error!(error = %e, "reading digest keys failed");
+        KmsError::internal()
+    })?;
+    Ok(wire::GetDigestPublicKeysResponse {
+        keys: keys
+            .into_iter()
+            .map(|k| wire::DigestPublicKey {
+                current: k.fingerprint == current,
+                fingerprint: k.fingerprint,
+                pem: k.pem,
+            })
+            .collect(),
+    })
 }
 
 fn consumer_config(deliver_policy: consumer::DeliverPolicy) -> consumer::pull::Config {
@@ -127,6 +349,7 @@ async fn consume(
     consumer: consumer::PullConsumer,
     store: Arc<AuditStore>,
     applied: watch::Sender<u64>,
+    stored: watch::Sender<u64>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut messages =
@@ -153,6 +376,8 @@ async fn consume(
         let ack = match outcome {
             Ok(_) => {
                 let _ = applied.send(store.last_stream_seq());
+                let len = store.len();
+                stored.send_if_modified(|n| std::mem::replace(n, len) != len);
                 AckKind::Ack
             }
             Err(e) if e.is_permanent() => {

@@ -13,6 +13,7 @@ mod sandbox;
 
 mod aliases_tags;
 mod audit;
+mod audit_integrity;
 mod auth;
 mod authorization;
 mod crypto;

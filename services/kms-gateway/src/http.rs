@@ -307,7 +307,12 @@ impl<'a> Recorder<'a> {
         Self {
             identity,
             region: identity.region.clone().unwrap_or_else(|| app.default_region.clone()),
-            source_ip: peer.ip().to_string(),
+            source_ip: crate::client_ip::client_ip(
+                peer.ip(),
+                headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+                &app.trusted_proxies,
+            )
+            .to_string(),
             user_agent: headers
                 .get("user-agent")
                 .and_then(|v| v.to_str().ok())

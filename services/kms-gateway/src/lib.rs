@@ -6,6 +6,7 @@
 
 mod access;
 mod audit;
+mod client_ip;
 mod cloudtrail;
 mod http;
 mod ops;
@@ -45,6 +46,19 @@ pub struct Config {
         default_value_t = 1
     )]
     pub audit_stream_replicas: usize,
+    /// Proxies (comma-separated addresses or CIDRs) whose `X-Forwarded-For` names the
+    /// client; from anyone else the header is ignored.
+    #[arg(
+        long = "gateway-trusted-proxies",
+        env = "KMS_GATEWAY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_cidr
+    )]
+    pub trusted_proxies: Vec<client_ip::Cidr>,
+}
+
+fn parse_cidr(text: &str) -> Result<client_ip::Cidr, String> {
+    client_ip::Cidr::parse(text).ok_or_else(|| format!("'{text}' is not an address or CIDR"))
 }
 
 impl Config {
@@ -54,15 +68,19 @@ impl Config {
             credentials_file,
             default_region: "us-east-1".to_owned(),
             audit_stream_replicas: 1,
+            trusted_proxies: Vec::new(),
         }
     }
 }
+
+pub use client_ip::Cidr;
 
 pub(crate) struct App {
     bus: Bus,
     auth: Authenticator,
     default_region: String,
     decisions: Arc<access::DecisionCache>,
+    trusted_proxies: Vec<client_ip::Cidr>,
 }
 
 /// Serves the HTTP API on `listener` until `shutdown` resolves, then lets in-flight
@@ -90,6 +108,7 @@ pub async fn run(
         auth: Authenticator::new(store),
         default_region: config.default_region,
         decisions,
+        trusted_proxies: config.trusted_proxies,
     });
     let router = http::router(app);
     tracing::info!(address = %listener.local_addr()?, "gateway listening");

@@ -140,3 +140,13 @@ tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* Egress to the OTLP collector, when traces are exported and its peers are given. */}}
+{{- define "kms.otlpEgress" -}}
+{{- if and .Values.otlp.endpoint .Values.otlp.egressTo }}
+- to:
+    {{- toYaml .Values.otlp.egressTo | nindent 4 }}
+  ports:
+    - {protocol: TCP, port: {{ .Values.otlp.port }}}
+{{- end }}
+{{- end -}}

@@ -1,13 +1,16 @@
 //! The calling side of the bus: one shared NATS connection, typed calls with deadlines.
+//! Each call is a client span whose W3C `traceparent` travels in the headers, and is
+//! counted and timed (`kms_bus_client_*`, see `kms_telemetry::metrics`).
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::client::RequestErrorKind;
 use async_nats::HeaderMap;
 use kms_core::{ErrorCode, KmsError, KmsResult};
 use kms_proto::v1::{reply, Reply};
 use prost::Message;
+use tracing::Instrument;
 
 use crate::codes::error_from_wire;
 use crate::Operation;
@@ -173,12 +176,37 @@ impl Bus {
         ctx: &CallContext,
         request: &O::Request,
     ) -> KmsResult<O::Response> {
+        let span = tracing::info_span!(
+            "bus call",
+            otel.name = %O::subject(),
+            otel.kind = "client",
+            service = O::SERVICE,
+            operation = O::NAME,
+            request_id = %ctx.request_id,
+        );
+        let traceparent = kms_telemetry::trace::outgoing(&span, ctx.traceparent());
+        let start = Instant::now();
+        let result = self.exchange::<O>(ctx, request, traceparent).instrument(span).await;
+        if let Some(metrics) = kms_telemetry::metrics::global() {
+            let code = result.as_ref().err().map(|e| e.code.aws_name());
+            metrics.bus_called(O::SERVICE, O::NAME, code, start.elapsed());
+        }
+        result
+    }
+
+    /// One request and its reply, `traceparent` in the headers.
+    async fn exchange<O: Operation>(
+        &self,
+        ctx: &CallContext,
+        request: &O::Request,
+        traceparent: Option<String>,
+    ) -> KmsResult<O::Response> {
         let deadline = SystemTime::now() + self.timeout;
         let deadline_ms = deadline.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         let mut headers = HeaderMap::new();
         headers.insert(HEADER_REQUEST_ID, ctx.request_id.as_str());
         headers.insert(HEADER_DEADLINE, deadline_ms.to_string().as_str());
-        if let Some(traceparent) = ctx.traceparent() {
+        if let Some(traceparent) = traceparent {
             headers.insert(HEADER_TRACEPARENT, traceparent.as_str());
         }
         let nats_request = async_nats::Request::new()

@@ -1,23 +1,26 @@
 //! The answering side of the bus: a service subscribes to `kms.v1.<service>.>` in queue
 //! group `kms-<service>`, decodes each request, runs its handler and replies. On shutdown
 //! it stops taking requests and drains the ones in flight within a grace period.
+//! Each request is a server span continuing the caller's W3C `traceparent`, and is
+//! counted and timed by operation and AWS error code (`kms_bus_server_*`, see
+//! `kms_telemetry::metrics`).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use kms_core::{KmsError, KmsResult};
-use kms_proto::v1::{reply, Reply};
+use kms_core::{ErrorCode, KmsError, KmsResult};
+use kms_proto::v1::{reply, Reply, ServiceError};
 use prost::Message;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::client::{HEADER_DEADLINE, HEADER_REQUEST_ID, HEADER_TRACEPARENT};
-use crate::codes::error_to_wire;
+use crate::codes::{error_from_wire, error_to_wire};
 use crate::{Bus, Operation};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -59,6 +62,12 @@ impl<S: Send + Sync + 'static> Router<S> {
         self
     }
 
+    /// `operation` when this router serves it, `unknown` otherwise: a metric label from
+    /// the routes' own names, which no caller can add to.
+    fn operation_label(&self, operation: &str) -> &'static str {
+        self.routes.get_key_value(operation).map_or("unknown", |(name, _)| *name)
+    }
+
     fn dispatch(&self, state: Arc<S>, operation: &str, payload: Bytes) -> BoxFuture {
         match self.routes.get(operation) {
             Some(handler) => handler(state, payload),
@@ -81,6 +90,18 @@ fn to_reply(result: KmsResult<Vec<u8>>) -> Reply {
         Err(err) => reply::Result::Error(error_to_wire(&err)),
     };
     Reply { result: Some(result) }
+}
+
+/// The AWS error code of a reply that is an error (a missing result counts as internal).
+fn reply_error_code(reply: &Reply) -> Option<&'static str> {
+    match &reply.result {
+        Some(reply::Result::Ok(_)) => None,
+        Some(reply::Result::Error(err)) => {
+            let code = ServiceError { code: err.code, message: String::new() };
+            Some(error_from_wire(code).code.aws_name())
+        }
+        None => Some(ErrorCode::Internal.aws_name()),
+    }
 }
 
 /// Serves `router` until `shutdown` resolves, then drains in-flight requests for at
@@ -112,6 +133,7 @@ pub async fn serve<S: Send + Sync + 'static>(
                 let Some(message) = message else { break };
                 let Some(reply_to) = message.reply.clone() else { continue };
                 let operation = message.subject.as_str().strip_prefix(&prefix).unwrap_or("").to_owned();
+                let prefix = prefix.clone();
                 if deadline_passed(message.headers.as_ref()) {
                     tracing::debug!(service, operation, "dropping request past its deadline");
                     continue;
@@ -125,8 +147,24 @@ pub async fn serve<S: Send + Sync + 'static>(
                 let state = state.clone();
                 let client = bus.client().clone();
                 in_flight.spawn(async move {
-                    let span = tracing::debug_span!("request", service, operation, request_id, traceparent);
+                    let label = router.operation_label(&operation);
+                    let span = tracing::info_span!(
+                        "bus request",
+                        otel.name = %format!("{prefix}{label}"),
+                        otel.kind = "server",
+                        service,
+                        operation = label,
+                        request_id,
+                        trace_id = kms_telemetry::trace::trace_id(&traceparent).unwrap_or_default(),
+                    );
+                    kms_telemetry::trace::continue_trace(&span, &traceparent);
+                    let metrics = kms_telemetry::metrics::global();
+                    let _in_flight = metrics.map(|m| m.bus_in_flight(service));
+                    let start = Instant::now();
                     let reply = router.dispatch(state, &operation, message.payload).instrument(span).await;
+                    if let Some(metrics) = metrics {
+                        metrics.bus_served(service, label, reply_error_code(&reply), start.elapsed());
+                    }
                     if let Err(e) = client.publish(reply_to, reply.encode_to_vec().into()).await {
                         tracing::warn!(error = %e, "could not send reply");
                     }

@@ -1,6 +1,7 @@
-//! The probe server: `/healthz` (liveness: the process serves HTTP) and `/readyz`
+//! The probe server: `/healthz` (liveness: the process serves HTTP), `/readyz`
 //! (readiness: every check passes: NATS connected, the service answering on the bus, the
-//! audit stream reachable, as the binary chose). A process that is shutting down reports
+//! audit stream reachable, as the binary chose) and `/metrics` (the process's Prometheus
+//! metrics, `kms_telemetry::metrics`). A process that is shutting down reports
 //! itself not ready, so no new work is routed to it while it drains.
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use axum::routing::get;
 use kms_bus::{Bus, CallContext, Operation};
 use kms_core::ErrorCode;
 use kms_proto::v1 as wire;
+use tracing::Instrument;
 
 /// How long one readiness check may take before it counts as failed; below the probes'
 /// `timeoutSeconds`.
@@ -38,7 +40,7 @@ type Check = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
 /// Where the probe server listens; no address, no server (as under `make run`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct HealthArgs {
-    /// Address of the `/healthz` and `/readyz` server (e.g. `0.0.0.0:8081`).
+    /// Address of the `/healthz`, `/readyz` and `/metrics` server (e.g. `0.0.0.0:8081`).
     #[arg(long = "health-listen", env = "KMS_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
 }
@@ -92,9 +94,11 @@ impl Readiness {
         self.check(name, move || {
             let bus = bus.clone();
             let request = request.clone();
+            // Probes run every few seconds: their calls make no traces.
+            let span = kms_telemetry::trace::unsampled("readiness probe");
             async move {
                 let ctx = CallContext { request_id: format!("readyz-{}", O::NAME) };
-                match bus.call::<O>(&ctx, &request).await {
+                match bus.call::<O>(&ctx, &request).instrument(span).await {
                     Ok(_) => Ok(()),
                     Err(e)
                         if matches!(e.code, ErrorCode::Internal | ErrorCode::DependencyTimeout) =>
@@ -198,6 +202,7 @@ impl Readiness {
         let router = axum::Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
             .with_state(self.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
@@ -207,6 +212,13 @@ impl Readiness {
         tracing::info!(address = %local, "health probes listening");
         Ok(Some(local))
     }
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, kms_telemetry::metrics::CONTENT_TYPE)],
+        kms_telemetry::metrics::render(),
+    )
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {

@@ -18,11 +18,15 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kms_telemetry::init();
+    let telemetry = kms_telemetry::init_service("kms-audit");
     let cli = Cli::parse();
     let bus = cli.nats.connect("kms-audit", Duration::from_secs(5)).await?;
     // The service subscribes only once its store is open: an answer on the bus means both.
     let readiness = Readiness::new().nats(&bus).audit_answers(&bus);
     readiness.spawn(&cli.health).await?;
-    kms_audit::run(cli.config, bus, readiness.on_shutdown(kms_bus::shutdown_signal())).await
+    kms_health::spawn_audit_lag(&bus);
+    let result =
+        kms_audit::run(cli.config, bus, readiness.on_shutdown(kms_bus::shutdown_signal())).await;
+    telemetry.close().await;
+    result
 }

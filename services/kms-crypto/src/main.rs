@@ -18,11 +18,14 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kms_telemetry::init();
+    let telemetry = kms_telemetry::init_service("kms-crypto");
     let cli = Cli::parse();
     let bus = cli.nats.connect("kms-crypto", Duration::from_secs(5)).await?;
     // The service subscribes only once its store is open: an answer on the bus means both.
     let readiness = Readiness::new().nats(&bus).crypto_answers(&bus);
     readiness.spawn(&cli.health).await?;
-    kms_crypto::run(cli.config, bus, readiness.on_shutdown(kms_bus::shutdown_signal())).await
+    let result =
+        kms_crypto::run(cli.config, bus, readiness.on_shutdown(kms_bus::shutdown_signal())).await;
+    telemetry.close().await;
+    result
 }

@@ -110,7 +110,8 @@ pub async fn run(
         decisions,
         trusted_proxies: config.trusted_proxies,
     });
-    let router = http::router(app);
+    // Spans and kms_gateway_http_* metrics per API request.
+    let router = kms_telemetry::http::instrument(http::router(app));
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)

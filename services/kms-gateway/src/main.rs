@@ -19,7 +19,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kms_telemetry::init();
+    let telemetry = kms_telemetry::init_service("kms-gateway");
     let cli = Cli::parse();
     let bus = cli.nats.connect("kms-gateway", Duration::from_secs(5)).await?;
     // Every call ends in an audit record, so no audit stream, no readiness.
@@ -29,6 +29,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
-    kms_gateway::run(cli.config, bus, listener, readiness.on_shutdown(kms_bus::shutdown_signal()))
-        .await
+    let shutdown = readiness.on_shutdown(kms_bus::shutdown_signal());
+    let result = kms_gateway::run(cli.config, bus, listener, shutdown).await;
+    telemetry.close().await;
+    result
 }

@@ -50,8 +50,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kms_telemetry::init();
-    match Cli::parse().command {
+    let telemetry = kms_telemetry::init_service("kms-server");
+    let result = command(Cli::parse().command).await;
+    telemetry.close().await;
+    result
+}
+
+async fn command(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::DevInit { data_dir, endpoint, region } => {
             let setup = kms_server::dev_init(&data_dir, &endpoint, &region)?;
             let absolute = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
@@ -91,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
                 .crypto_answers(&bus)
                 .audit_answers(&bus);
             readiness.spawn(&health).await?;
+            kms_health::spawn_audit_lag(&bus);
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;

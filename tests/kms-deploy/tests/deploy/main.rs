@@ -1,6 +1,7 @@
 //! Deployment tests, one binary: the NATS subject permissions enforced by a real 3-node
 //! cluster (`permissions`), the real services working under their own NATS users
-//! (`services`), and the rendered configuration in step with the matrix (`rendered`).
+//! (`services`), the rendered configuration in step with the matrix (`rendered`), and
+//! the services' metrics and traces (`observability`).
 
 #![allow(
     clippy::unwrap_used,
@@ -9,6 +10,7 @@
     reason = "test code: a panic is a test failure with its message"
 )]
 
+mod observability;
 mod permissions;
 mod rendered;
 mod services;

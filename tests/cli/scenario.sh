@@ -515,6 +515,37 @@ JSON
     --policy '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:Encrypt","Resource":"*"}]}'
 }
 
+# Asymmetric keys: sign with `aws kms sign`, verify with openssl and the public key from
+# `aws kms get-public-key`. Runs alongside the grants group (after the audit checks,
+# which count CreateKey calls).
+group_asymmetric() {
+  echo "== asymmetric keys: sign, verify, get-public-key (openssl verifies)"
+  printf 'release artifact %s' "$plaintext" >"$work/to-sign.txt"
+  local spec alg flag key sigopts
+  for spec in ECC_NIST_P256:ECDSA_SHA_256:-sha256 RSA_2048:RSASSA_PSS_SHA_256:-sha256; do
+    IFS=: read -r spec alg flag <<<"$spec"
+    key=$(run kms create-key --key-spec "$spec" --key-usage SIGN_VERIFY --query KeyMetadata.KeyId --output text)
+    expect_contains "describe-key lists $alg for $spec" "$alg" \
+      "$(kms describe-key --key-id "$key" --query 'KeyMetadata.SigningAlgorithms' --output text)"
+    expect_eq "get-public-key names $spec SIGN_VERIFY" "$spec SIGN_VERIFY" \
+      "$(kms get-public-key --key-id "$key" --query '[KeySpec,KeyUsage]' --output text | tr '\t' ' ')"
+    kms get-public-key --key-id "$key" --query PublicKey --output text | b64file "$work/$spec-pub.der"
+    openssl pkey -pubin -inform DER -in "$work/$spec-pub.der" -out "$work/$spec-pub.pem" 2>/dev/null || true
+    run kms sign --key-id "$key" --message "fileb://$work/to-sign.txt" --message-type RAW \
+      --signing-algorithm "$alg" --query Signature --output text | b64file "$work/$spec.sig"
+    sigopts=()
+    [[ "$alg" == RSASSA_PSS_* ]] && sigopts=(-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest)
+    expect_eq "openssl verifies the $alg signature of aws kms sign" "Verified OK" \
+      "$(openssl dgst "$flag" -verify "$work/$spec-pub.pem" ${sigopts[@]+"${sigopts[@]}"} \
+        -signature "$work/$spec.sig" "$work/to-sign.txt" 2>&1)"
+    expect_eq "aws kms verify of the $alg signature" "True" \
+      "$(kms verify --key-id "$key" --message "fileb://$work/to-sign.txt" --message-type RAW \
+        --signing-algorithm "$alg" --signature "fileb://$work/$spec.sig" --query SignatureValid --output text)"
+    expect_error KMSInvalidSignatureException -- kms verify --key-id "$key" --message "fileb://$work/plaintext.txt" \
+      --signing-algorithm "$alg" --signature "fileb://$work/$spec.sig"
+  done
+}
+
 groups=(group_keys_and_aliases group_crypto group_data_keys group_key_management group_deletion_tenants_auth)
 for g in "${groups[@]}"; do
   "$g" >"$work/$g.log" 2>&1 3>&1 &
@@ -604,7 +635,12 @@ expect_eq "none of account 1's event ids appear in account 2's lookup" "0" "$lea
 # Grants, key policies, rotation and imported key material (after the audit checks,
 # which count CreateKey calls)
 # ========================================================================================
+group_asymmetric >"$work/group_asymmetric.log" 2>&1 3>&1 &
+asym_pid=$!
+group_pids+=("$asym_pid")
 group_grants_and_policies
+if ! wait "$asym_pid"; then fail "group_asymmetric stopped early (see its log)"; fi
+cat "$work/group_asymmetric.log"
 echo "== key rotation"
 rot_key=$(run kms create-key --description "Auto-rotating encryption key" --key-usage ENCRYPT_DECRYPT \
   --query 'KeyMetadata.KeyId' --output text)

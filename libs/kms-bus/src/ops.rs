@@ -67,6 +67,13 @@ pub mod crypto {
         DeleteImportedMaterial(DeleteImportedMaterialRequest) -> DeleteImportedMaterialResponse;
         GenerateMac(GenerateMacRequest) -> GenerateMacResponse;
         VerifyMac(VerifyMacRequest) -> VerifyMacResponse;
+        Sign(SignRequest) -> SignResponse;
+        Verify(VerifyRequest) -> VerifyResponse;
+        GetPublicKey(GetPublicKeyRequest) -> GetPublicKeyResponse;
+        AsymEncrypt(AsymEncryptRequest) -> AsymEncryptResponse;
+        AsymDecrypt(AsymDecryptRequest) -> AsymDecryptResponse;
+        GenerateDataKeyPair(GenerateDataKeyPairRequest) -> GenerateDataKeyPairResponse;
+        DeriveSharedSecret(DeriveSharedSecretRequest) -> DeriveSharedSecretResponse;
     );
 }
 

@@ -38,6 +38,13 @@ aws_enum!(
     /// What kind of material a key holds.
     KeySpec {
         SymmetricDefault => "SYMMETRIC_DEFAULT",
+        Rsa2048 => "RSA_2048",
+        Rsa3072 => "RSA_3072",
+        Rsa4096 => "RSA_4096",
+        EccNistP256 => "ECC_NIST_P256",
+        EccNistP384 => "ECC_NIST_P384",
+        EccNistP521 => "ECC_NIST_P521",
+        EccSecgP256k1 => "ECC_SECG_P256K1",
         Hmac224 => "HMAC_224",
         Hmac256 => "HMAC_256",
         Hmac384 => "HMAC_384",
@@ -49,7 +56,9 @@ aws_enum!(
     /// What a key may be used for.
     KeyUsage {
         EncryptDecrypt => "ENCRYPT_DECRYPT",
+        SignVerify => "SIGN_VERIFY",
         GenerateVerifyMac => "GENERATE_VERIFY_MAC",
+        KeyAgreement => "KEY_AGREEMENT",
     }
 );
 
@@ -66,13 +75,44 @@ impl KeySpec {
         matches!(self, Self::Hmac224 | Self::Hmac256 | Self::Hmac384 | Self::Hmac512)
     }
 
-    /// The usage a key of this spec must have.
-    pub fn required_usage(self) -> KeyUsage {
-        if self.is_hmac() {
-            KeyUsage::GenerateVerifyMac
-        } else {
-            KeyUsage::EncryptDecrypt
+    pub fn is_rsa(self) -> bool {
+        matches!(self, Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096)
+    }
+
+    pub fn is_ecc(self) -> bool {
+        matches!(
+            self,
+            Self::EccNistP256 | Self::EccNistP384 | Self::EccNistP521 | Self::EccSecgP256k1
+        )
+    }
+
+    /// RSA and ECC keys: a private key in the service and a public key that may leave it.
+    pub fn is_asymmetric(self) -> bool {
+        self.is_rsa() || self.is_ecc()
+    }
+
+    /// The usages a key of this spec may have, as AWS allows them: symmetric keys encrypt,
+    /// HMAC keys make MACs, RSA keys encrypt or sign, NIST curves sign or agree keys,
+    /// secp256k1 only signs. The first is the one to suggest when a request names another.
+    pub fn valid_usages(self) -> &'static [KeyUsage] {
+        match self {
+            Self::SymmetricDefault => &[KeyUsage::EncryptDecrypt],
+            Self::Hmac224 | Self::Hmac256 | Self::Hmac384 | Self::Hmac512 => {
+                &[KeyUsage::GenerateVerifyMac]
+            }
+            Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096 => {
+                &[KeyUsage::EncryptDecrypt, KeyUsage::SignVerify]
+            }
+            Self::EccNistP256 | Self::EccNistP384 | Self::EccNistP521 => {
+                &[KeyUsage::SignVerify, KeyUsage::KeyAgreement]
+            }
+            Self::EccSecgP256k1 => &[KeyUsage::SignVerify],
         }
+    }
+
+    /// Whether a key of this spec may have `usage`.
+    pub fn allows_usage(self, usage: KeyUsage) -> bool {
+        self.valid_usages().contains(&usage)
     }
 }
 
@@ -293,7 +333,44 @@ mod tests {
         for s in KeyState::ALL {
             assert_eq!(KeyState::parse(s.as_str()), Some(*s));
         }
+        for s in KeySpec::ALL {
+            assert_eq!(KeySpec::parse(s.as_str()), Some(*s));
+        }
+        for u in KeyUsage::ALL {
+            assert_eq!(KeyUsage::parse(u.as_str()), Some(*u));
+        }
         assert_eq!(KeySpec::parse("SYMMETRIC_DEFAULT"), Some(KeySpec::SymmetricDefault));
-        assert_eq!(KeySpec::parse("RSA_2048"), None);
+        assert_eq!(KeySpec::parse("ECC_SECG_P256K1"), Some(KeySpec::EccSecgP256k1));
+        for unsupported in ["SM2", "ECC_NIST_EDWARDS25519", "ML_DSA_44", "rsa_2048", ""] {
+            assert_eq!(KeySpec::parse(unsupported), None, "{unsupported}");
+        }
+    }
+
+    fn check_usages(spec: KeySpec, expected: &[&str]) {
+        let got: Vec<&str> = spec.valid_usages().iter().map(|u| u.as_str()).collect();
+        assert_eq!(got, expected, "{spec:?}");
+        for usage in KeyUsage::ALL {
+            assert_eq!(spec.allows_usage(*usage), expected.contains(&usage.as_str()));
+        }
+    }
+
+    #[test]
+    fn usages_per_spec_are_aws_s() {
+        use KeySpec::*;
+        check_usages(SymmetricDefault, &["ENCRYPT_DECRYPT"]);
+        for hmac in [Hmac224, Hmac256, Hmac384, Hmac512] {
+            check_usages(hmac, &["GENERATE_VERIFY_MAC"]);
+            assert!(hmac.is_hmac() && !hmac.is_asymmetric());
+        }
+        for rsa in [Rsa2048, Rsa3072, Rsa4096] {
+            check_usages(rsa, &["ENCRYPT_DECRYPT", "SIGN_VERIFY"]);
+            assert!(rsa.is_rsa() && rsa.is_asymmetric() && !rsa.is_ecc());
+        }
+        for nist in [EccNistP256, EccNistP384, EccNistP521] {
+            check_usages(nist, &["SIGN_VERIFY", "KEY_AGREEMENT"]);
+            assert!(nist.is_ecc() && nist.is_asymmetric() && !nist.is_rsa());
+        }
+        check_usages(EccSecgP256k1, &["SIGN_VERIFY"]);
+        assert!(!SymmetricDefault.is_asymmetric());
     }
 }

@@ -1,7 +1,9 @@
 //! The crypto service: the only holder of key material. Material is generated here,
 //! stored in sled wrapped under the root key (AES-256-GCM, bound to account, key id and
 //! version), unwrapped only in memory for one operation and zeroized after. It answers
-//! `kms.v1.crypto.*`: encrypt, decrypt, re-encrypt, data keys and random bytes.
+//! `kms.v1.crypto.*`: encrypt, decrypt, re-encrypt, data keys and random bytes, MACs, and
+//! asymmetric keys (sign, verify, public keys, RSA-OAEP, ECDH, data key pairs), whose
+//! generation and RSA private-key operations run off the async runtime.
 
 mod store;
 
@@ -71,7 +73,7 @@ pub async fn run(
         })
         .route::<op::Encrypt, _, _>(|s: Arc<CryptoStore>, r| async move { s.encrypt(r) })
         .route::<op::Decrypt, _, _>(|s: Arc<CryptoStore>, r| async move { s.decrypt(r) })
-        .route::<op::ReEncrypt, _, _>(|s: Arc<CryptoStore>, r| async move { s.re_encrypt(r) })
+        .route::<op::ReEncrypt, _, _>(|s: Arc<CryptoStore>, r| async move { s.re_encrypt(r).await })
         .route::<op::GenerateDataKey, _, _>(|s: Arc<CryptoStore>, r| async move {
             s.generate_data_key(r)
         })
@@ -91,6 +93,21 @@ pub async fn run(
             s.delete_imported_material(r).await
         })
         .route::<op::GenerateMac, _, _>(|s: Arc<CryptoStore>, r| async move { s.generate_mac(r) })
-        .route::<op::VerifyMac, _, _>(|s: Arc<CryptoStore>, r| async move { s.verify_mac(r) });
+        .route::<op::VerifyMac, _, _>(|s: Arc<CryptoStore>, r| async move { s.verify_mac(r) })
+        .route::<op::Sign, _, _>(|s: Arc<CryptoStore>, r| async move { s.sign(r).await })
+        .route::<op::Verify, _, _>(|s: Arc<CryptoStore>, r| async move { s.verify(r) })
+        .route::<op::GetPublicKey, _, _>(
+            |s: Arc<CryptoStore>, r| async move { s.get_public_key(r) },
+        )
+        .route::<op::AsymEncrypt, _, _>(|s: Arc<CryptoStore>, r| async move { s.asym_encrypt(r) })
+        .route::<op::AsymDecrypt, _, _>(
+            |s: Arc<CryptoStore>, r| async move { s.asym_decrypt(r).await },
+        )
+        .route::<op::GenerateDataKeyPair, _, _>(|s: Arc<CryptoStore>, r| async move {
+            s.generate_data_key_pair(r).await
+        })
+        .route::<op::DeriveSharedSecret, _, _>(|s: Arc<CryptoStore>, r| async move {
+            s.derive_shared_secret(r)
+        });
     kms_bus::serve(&bus, store, router, Duration::from_secs(10), shutdown).await
 }

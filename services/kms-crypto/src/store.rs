@@ -1,5 +1,8 @@
 //! Wrapped key material in sled (`materials`: `<key id>/<version>` → account length,
-//! account, wrapped bytes) and the cryptographic operations over it.
+//! account, wrapped bytes; asymmetric keys in `asym_keys`, see `asym`) and the
+//! cryptographic operations over it.
+
+mod asym;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +20,10 @@ pub(crate) struct CryptoStore {
     /// Key id → keyed fingerprint of the material it imported, kept after the material
     /// is deleted so that only the same material can come back.
     fingerprints: sled::Tree,
+    /// `<key id>/<version>` → `AsymKeyRecord` (RSA and ECC keys).
+    asym_keys: sled::Tree,
+    /// Pre-generated RSA keys (see `asym`).
+    rsa_spares: std::sync::Arc<asym::RsaSpares>,
     root: RootKey,
 }
 
@@ -46,6 +53,8 @@ impl CryptoStore {
             materials: db.open_tree("materials")?,
             import_tokens: db.open_tree("import_tokens")?,
             fingerprints: db.open_tree("fingerprints")?,
+            asym_keys: db.open_tree("asym_keys")?,
+            rsa_spares: std::sync::Arc::default(),
             db,
             root,
         })
@@ -176,6 +185,10 @@ impl CryptoStore {
             return Err(KmsError::validation("key id must be a UUID"));
         }
         let version = r.material_version.max(1);
+        if let Some(spec) = cc::asym::AsymSpec::parse(&r.key_spec) {
+            self.create_asym_material(&caller.account, &r.key_id, version, spec).await?;
+            return Ok(wire::CreateMaterialResponse { material_version: version });
+        }
         let record =
             self.store_material(&caller.account, &r.key_id, version, &KeyMaterial::generate())?;
         let key = material_key(&r.key_id, version);
@@ -215,10 +228,12 @@ impl CryptoStore {
     ) -> KmsResult<wire::DestroyMaterialResponse> {
         let prefix = format!("{}/", r.key_id);
         let mut destroyed = 0u32;
-        for entry in self.materials.scan_prefix(prefix.as_bytes()) {
-            let (k, _) = entry.map_err(internal)?;
-            self.materials.remove(k).map_err(internal)?;
-            destroyed += 1;
+        for tree in [&self.materials, &self.asym_keys] {
+            for entry in tree.scan_prefix(prefix.as_bytes()) {
+                let (k, _) = entry.map_err(internal)?;
+                tree.remove(k).map_err(internal)?;
+                destroyed += 1;
+            }
         }
         self.fingerprints.remove(r.key_id.as_bytes()).map_err(internal)?;
         self.db.flush_async().await.map_err(internal)?;
@@ -256,23 +271,46 @@ impl CryptoStore {
         Ok(wire::DecryptResponse { plaintext: plaintext.to_vec(), key_id })
     }
 
-    /// Decrypts and encrypts again without the plaintext ever leaving this service.
-    pub(crate) fn re_encrypt(
+    /// Decrypts and encrypts again without the plaintext ever leaving this service. Either
+    /// side may be an RSA key (RSA-OAEP, named by the request) or symmetric (the blob).
+    pub(crate) async fn re_encrypt(
         &self,
         r: wire::ReEncryptRequest,
     ) -> KmsResult<wire::ReEncryptResponse> {
-        let (source_key_id, plaintext) =
-            self.open_blob(&r.ciphertext_blob, &context(r.source_context))?;
-        let material =
-            self.required_material(&r.destination_key_id, r.destination_material_version)?;
-        let blob = cc::seal(
-            &material,
-            &r.destination_key_id,
-            r.destination_material_version,
-            &plaintext,
-            &context(r.destination_context),
-        )
-        .map_err(internal)?;
+        let (source_key_id, plaintext) = if r.source_encryption_algorithm.is_empty() {
+            self.open_blob(&r.ciphertext_blob, &context(r.source_context))?
+        } else {
+            let algorithm = asym::encryption_algorithm(&r.source_encryption_algorithm)?;
+            let plaintext = self
+                .rsa_decrypt(
+                    &r.source_key_id,
+                    r.source_material_version,
+                    algorithm,
+                    r.ciphertext_blob,
+                )
+                .await?;
+            (r.source_key_id, plaintext)
+        };
+        let blob = if r.destination_encryption_algorithm.is_empty() {
+            let material =
+                self.required_material(&r.destination_key_id, r.destination_material_version)?;
+            cc::seal(
+                &material,
+                &r.destination_key_id,
+                r.destination_material_version,
+                &plaintext,
+                &context(r.destination_context),
+            )
+            .map_err(internal)?
+        } else {
+            let algorithm = asym::encryption_algorithm(&r.destination_encryption_algorithm)?;
+            self.rsa_encrypt(
+                &r.destination_key_id,
+                r.destination_material_version,
+                algorithm,
+                &plaintext,
+            )?
+        };
         Ok(wire::ReEncryptResponse { ciphertext_blob: blob, source_key_id })
     }
 
@@ -429,7 +467,9 @@ mod tests {
                 destination_key_id: k2.clone(),
                 destination_material_version: 1,
                 destination_context: ctx(&[("x", "y")]),
+                ..Default::default()
             })
+            .await
             .unwrap();
         assert_eq!(moved.source_key_id, k1);
         let back = store

@@ -29,13 +29,12 @@ pub(super) fn key_metadata(k: &wire::KeyRecord) -> Value {
         "KeySpec": k.key_spec,
         "MultiRegion": k.multi_region,
     });
-    // Encryption keys list their encryption algorithms, HMAC keys their MAC algorithm.
-    let algorithms = match kms_crypto_core::MacAlgorithm::for_key_spec(&k.key_spec) {
-        Some(mac) => ("MacAlgorithms", json!([mac.as_str()])),
-        None => ("EncryptionAlgorithms", json!(["SYMMETRIC_DEFAULT"])),
-    };
+    // Encryption keys list their encryption algorithms, HMAC keys their MAC algorithm,
+    // signing keys their signing algorithms, key agreement keys ECDH.
     if let Some(obj) = m.as_object_mut() {
-        obj.insert(algorithms.0.into(), algorithms.1);
+        for (member, list) in super::asym::algorithm_lists(&k.key_spec, &k.key_usage) {
+            obj.insert(member.into(), list);
+        }
     }
     if let (Some(date), Some(obj)) = (k.deletion_date_ms, m.as_object_mut()) {
         obj.insert("DeletionDate".into(), epoch_seconds(date));
@@ -94,6 +93,13 @@ const OTHER_KEY_SPECS: &[&str] = &[
     "HMAC_384",
     "HMAC_512",
     "SM2",
+    "ECC_NIST_EDWARDS25519",
+    "ML_DSA_44",
+    "ML_DSA_65",
+    "ML_DSA_87",
+    "ML_KEM_512",
+    "ML_KEM_768",
+    "ML_KEM_1024",
 ];
 
 pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output> {
@@ -104,7 +110,13 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
         "KeyUsage",
         KeyUsage::parse,
         KeyUsage::EncryptDecrypt,
-        &["ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"],
+        &[
+            "ENCRYPT_DECRYPT",
+            "SIGN_VERIFY",
+            "GENERATE_VERIFY_MAC",
+            "KEY_AGREEMENT",
+            "ENCAPSULATE_DECAPSULATE",
+        ],
     )?;
     let spec_member =
         if p.opt_str("KeySpec")?.is_some() { "KeySpec" } else { "CustomerMasterKeySpec" };
@@ -117,12 +129,15 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
         Origin::AwsKms,
         &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"],
     )?;
-    if usage != spec.required_usage() {
+    // KeyUsage defaults to ENCRYPT_DECRYPT, as in AWS: an ECC or HMAC key must name its
+    // usage.
+    if !spec.allows_usage(usage) {
+        let valid: Vec<&str> = spec.valid_usages().iter().map(|u| u.as_str()).collect();
         return Err(KmsError::validation(format!(
             "KeyUsage {} is not compatible with KeySpec {}; use {}",
             usage.as_str(),
             spec.as_str(),
-            spec.required_usage().as_str()
+            valid.join(" or ")
         )));
     }
     if origin == Origin::External && spec != KeySpec::SymmetricDefault {

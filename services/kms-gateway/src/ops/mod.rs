@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 mod aliases;
+mod asym;
 mod crypto;
 mod grants;
 mod import;
@@ -256,6 +257,12 @@ pub(crate) async fn dispatch(call: &Call<'_>, name: &str, p: &Params) -> Option<
         "GenerateRandom" => crypto::generate_random(call, p).await,
         "GenerateMac" => mac::generate_mac(call, p).await,
         "VerifyMac" => mac::verify_mac(call, p).await,
+        "Sign" => asym::sign(call, p).await,
+        "Verify" => asym::verify(call, p).await,
+        "GetPublicKey" => asym::get_public_key(call, p).await,
+        "GenerateDataKeyPair" => asym::generate_data_key_pair(call, p, true).await,
+        "GenerateDataKeyPairWithoutPlaintext" => asym::generate_data_key_pair(call, p, false).await,
+        "DeriveSharedSecret" => asym::derive_shared_secret(call, p).await,
         "CreateAlias" => aliases::create_alias(call, p).await,
         "UpdateAlias" => aliases::update_alias(call, p).await,
         "DeleteAlias" => aliases::delete_alias(call, p).await,
@@ -306,6 +313,12 @@ pub(crate) fn is_read_only(name: &str) -> bool {
             | "GenerateRandom"
             | "GenerateMac"
             | "VerifyMac"
+            | "Sign"
+            | "Verify"
+            | "GetPublicKey"
+            | "GenerateDataKeyPair"
+            | "GenerateDataKeyPairWithoutPlaintext"
+            | "DeriveSharedSecret"
     )
 }
 

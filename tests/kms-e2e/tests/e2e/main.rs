@@ -12,6 +12,7 @@
 mod sandbox;
 
 mod aliases_tags;
+mod asymmetric;
 mod audit;
 mod audit_integrity;
 mod auth;

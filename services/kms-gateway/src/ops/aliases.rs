@@ -25,8 +25,14 @@ async fn alias_request(
         call.check_customer_managed(&target, "CreateAlias")?;
         target.key_id
     } else {
-        // DeleteAlias: the key the alias points to must allow it.
-        if let Ok(key) = call.lookup(alias_name, false).await {
+        // DeleteAlias: the key the alias points to must allow it. (A reserved
+        // `alias/aws/` name is never looked up here: that would create the managed key.)
+        let existing = if alias_name.starts_with("alias/aws/") {
+            None
+        } else {
+            call.lookup(alias_name, false).await.ok()
+        };
+        if let Some(key) = existing {
             call.authorize(Some(&key), Access::to(action)).await?;
         }
         String::new()

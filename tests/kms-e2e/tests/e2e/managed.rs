@@ -11,6 +11,12 @@ use crate::sandbox::{error_code, error_message, Sandbox, ACCOUNT_A, ACCOUNT_B};
 async fn created_on_first_use_and_never_manageable() {
     let sb = Sandbox::start().await;
     let kms = sb.kms(ACCOUNT_A);
+    assert!(kms.delete_alias().alias_name("alias/aws/ebs").send().await.is_err());
+    let aliases = kms.list_aliases().send().await.unwrap();
+    assert!(
+        aliases.aliases().iter().all(|a| a.alias_name() != Some("alias/aws/ebs")),
+        "DeleteAlias of a reserved name creates no managed key"
+    );
     let first =
         kms.describe_key().key_id("alias/aws/s3").send().await.unwrap().key_metadata.unwrap();
     assert_eq!(first.key_manager(), Some(&KeyManagerType::Aws));

@@ -31,4 +31,5 @@ Then, for example:  aws kms create-key --description "my first key"
 A second tenant:    aws --profile kms-dev-444455556666 kms list-keys
 
 MSG
-"$BIN" run --data-dir "$DATA_DIR" --nats-url "nats://127.0.0.1:$NATS_PORT" --listen "$LISTEN" --default-region "$REGION"
+"$BIN" run --data-dir "$DATA_DIR" --nats-url "nats://127.0.0.1:$NATS_PORT" --listen "$LISTEN" --default-region "$REGION" \
+  --audit-grpc-listen "${KMS_AUDIT_GRPC_LISTEN:-127.0.0.1:4567}"

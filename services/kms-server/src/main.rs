@@ -45,6 +45,10 @@ enum Command {
         /// Credentials file; default `<data-dir>/credentials.json`.
         #[arg(long, env = "KMS_GATEWAY_CREDENTIALS_FILE")]
         credentials_file: Option<PathBuf>,
+        /// Address of the audit service's gRPC API (`kmsctl audit ...`); not served
+        /// when unset. Callers authenticate with the credentials file's JWT issuers.
+        #[arg(long, env = "KMS_AUDIT_GRPC_LISTEN")]
+        audit_grpc_listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -79,12 +83,17 @@ async fn command(command: Command) -> anyhow::Result<()> {
             default_region,
             root_key_file,
             credentials_file,
+            audit_grpc_listen,
         } => {
+            let credentials_file =
+                credentials_file.unwrap_or_else(|| data_dir.join("credentials.json"));
             let mut config = kms_server::AllConfig::under(
                 &data_dir,
                 root_key_file.unwrap_or_else(|| data_dir.join("root-key.hex")),
-                credentials_file.unwrap_or_else(|| data_dir.join("credentials.json")),
+                credentials_file.clone(),
             );
+            config.audit.grpc_listen = audit_grpc_listen;
+            config.audit.credentials_file = Some(credentials_file);
             config.gateway.listen = listen;
             config.gateway.default_region = default_region;
             config.metadata.scheduler_interval_ms = 60_000;

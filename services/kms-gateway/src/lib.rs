@@ -2,7 +2,9 @@
 //! over HTTP `POST /` with `X-Amz-Target`) and CloudTrail's `LookupEvents`, authenticates
 //! every request (SigV4 or JWT bearer), validates input as AWS does, fans the work out to
 //! the services over NATS, and answers only after the call's CloudTrail record is stored
-//! in the `KMS_AUDIT` stream. It keeps no state of its own; scale it by replicas.
+//! in the `KMS_AUDIT` stream. Every call is authorized by the policy service first. Its
+//! only state is a cache of allow decisions that change announcements clear (`access`);
+//! scale it by replicas.
 
 mod access;
 mod audit;

@@ -141,6 +141,7 @@ fn sigv4_identity(
         service,
         method: AuthMethod::SigV4,
         principal_tags: entry.tags.clone(),
+        session: None,
     }
 }
 

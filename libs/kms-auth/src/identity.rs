@@ -34,6 +34,27 @@ pub struct Identity {
     /// Tags of the principal (`aws:PrincipalTag/<key>` in policies): from the access
     /// key's entry in the credentials file, or a JWT's `principal_tags` claim.
     pub principal_tags: std::collections::BTreeMap<String, String>,
+    /// For temporary credentials (a role session): what CloudTrail records as
+    /// `userIdentity.sessionContext`. `None` for long-term keys and bearer tokens.
+    pub session: Option<SessionContext>,
+}
+
+/// A role session behind temporary credentials, as CloudTrail describes it in
+/// `userIdentity.sessionContext`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionContext {
+    /// The role the session was issued for (`sessionIssuer.arn`), e.g.
+    /// `arn:aws:iam::111122223333:role/app`.
+    pub issuer_arn: String,
+    /// The role's name (`sessionIssuer.userName`).
+    pub issuer_name: String,
+    /// The account of the role (`sessionIssuer.accountId`).
+    pub issuer_account_id: String,
+    /// When the session's credentials were issued, seconds since the Unix epoch
+    /// (`attributes.creationDate`).
+    pub created_at_epoch_s: i64,
+    /// For a web-identity session, the token issuer (`webIdFederationData.federatedProvider`).
+    pub federated_provider: Option<String>,
 }
 
 /// What an IAM principal ARN says.

@@ -160,6 +160,7 @@ fn identity_from_claims(issuer: &PreparedIssuer, claims: &Claims) -> Result<Iden
         service: None,
         method: AuthMethod::Jwt { issuer: entry.issuer.clone() },
         principal_tags,
+        session: None,
     })
 }
 

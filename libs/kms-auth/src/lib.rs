@@ -39,7 +39,7 @@ mod store;
 
 pub use authenticator::Authenticator;
 pub use error::{AuthError, AuthFailure, StoreError};
-pub use identity::{AuthMethod, Identity};
+pub use identity::{AuthMethod, Identity, SessionContext};
 pub use store::{
     generate_dev_credentials, AccessKeyEntry, CredentialStore, JwtAlgorithm, JwtIssuerEntry,
 };

@@ -122,6 +122,7 @@ fn dev_identity(service: &str) -> Identity {
         service: Some(service.to_owned()),
         method: AuthMethod::SigV4,
         principal_tags: Default::default(),
+        session: None,
     }
 }
 

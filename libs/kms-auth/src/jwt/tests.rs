@@ -83,6 +83,7 @@ fn alice(issuer: &str, region: Option<&str>) -> Identity {
         service: None,
         method: AuthMethod::Jwt { issuer: issuer.to_owned() },
         principal_tags: Default::default(),
+        session: None,
     }
 }
 
@@ -324,6 +325,7 @@ fn custom_claim_names() {
             service: None,
             method: AuthMethod::Jwt { issuer: CUSTOM_ISSUER.to_owned() },
             principal_tags: Default::default(),
+            session: None,
         }),
     );
 }

@@ -653,7 +653,11 @@ async fn derived_secrets_match_openssl_and_the_audit_keeps_no_secret() {
     let sb = Sandbox::start().await;
     let kms = sb.kms(ACCOUNT_A);
     let mut secrets = Vec::new();
-    for (spec, curve) in [(KeySpec::EccNistP256, "P-256"), (KeySpec::EccNistP384, "P-384")] {
+    for (spec, curve) in [
+        (KeySpec::EccNistP256, "P-256"),
+        (KeySpec::EccNistP384, "P-384"),
+        (KeySpec::EccNistP521, "P-521"),
+    ] {
         let key = create(&kms, spec.clone(), KeyUsageType::KeyAgreement).await;
         let public = kms.get_public_key().key_id(&key).send().await.unwrap();
         assert_eq!(public.key_agreement_algorithms(), [KeyAgreementAlgorithmSpec::Ecdh]);
@@ -756,32 +760,87 @@ async fn derived_secrets_match_openssl_and_the_audit_keeps_no_secret() {
     assert!(!everything.contains("AUDIT-MUST-NOT-SEE"));
 }
 
-/// The largest key, once (its generation takes seconds): a PKCS#1 v1.5 SHA-512 signature
-/// that openssl verifies, and the RSA_4096 OAEP limits.
-#[tokio::test]
-async fn rsa_4096_signs_for_openssl() {
-    let sb = Sandbox::start().await;
-    let kms = sb.kms(ACCOUNT_A);
-    // Without a spare ready, CreateKey waits a bounded time for the key being generated
-    // and otherwise answers the retriable DependencyTimeoutException; the SDKs' standard
-    // retry (disabled in the sandbox) then takes that key.
+/// CreateKey for a large RSA key. Without a spare ready, CreateKey waits a bounded time
+/// for the key being generated and otherwise answers the retriable
+/// DependencyTimeoutException; the SDKs' standard retry (disabled in the sandbox) then
+/// takes that key, as this loop does.
+async fn create_rsa(kms: &aws_sdk_kms::Client, spec: KeySpec, usage: KeyUsageType) -> String {
     let mut attempts = 0;
-    let key = loop {
+    loop {
         attempts += 1;
-        let created = kms
-            .create_key()
-            .key_spec(KeySpec::Rsa4096)
-            .key_usage(KeyUsageType::SignVerify)
-            .send()
-            .await;
+        let created =
+            kms.create_key().key_spec(spec.clone()).key_usage(usage.clone()).send().await;
         match created {
             Ok(created) => break created.key_metadata.unwrap().key_id,
             Err(e) if attempts < 10 => {
                 assert_eq!(error_code::<(), _, _>(Err(e)), "DependencyTimeoutException");
             }
-            Err(e) => panic!("RSA_4096 CreateKey failed {attempts} times: {e:?}"),
+            Err(e) => panic!("{spec:?} CreateKey failed {attempts} times: {e:?}"),
         }
-    };
+    }
+}
+
+/// RSA_3072: every signing algorithm verifies in openssl, and OAEP decrypts what openssl
+/// encrypts at the key size's plaintext limits (342 bytes with SHA-1, 318 with SHA-256),
+/// one byte more being refused.
+#[tokio::test]
+async fn rsa_3072_signs_and_decrypts_for_openssl() {
+    let sb = Sandbox::start().await;
+    let kms = sb.kms(ACCOUNT_A);
+    let signer = create_rsa(&kms, KeySpec::Rsa3072, KeyUsageType::SignVerify).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    public_pem(dir, "pub", &public_key(&kms, &signer).await);
+    write(dir, "msg", MESSAGE);
+    let described = kms.describe_key().key_id(&signer).send().await.unwrap().key_metadata.unwrap();
+    assert_eq!(described.key_spec(), Some(&KeySpec::Rsa3072));
+    let algorithms = described.signing_algorithms().to_vec();
+    assert_eq!(algorithms.len(), 6, "three PSS and three PKCS#1 v1.5 algorithms");
+    for algorithm in &algorithms {
+        let signature = sign(&kms, &signer, algorithm, MessageType::Raw, MESSAGE).await;
+        assert_eq!(signature.len(), 384, "{algorithm:?}");
+        write(dir, "sig", &signature);
+        assert!(openssl_verifies(dir, algorithm), "openssl verifies {algorithm:?}");
+    }
+
+    let decrypter = create_rsa(&kms, KeySpec::Rsa3072, KeyUsageType::EncryptDecrypt).await;
+    public_pem(dir, "pub", &public_key(&kms, &decrypter).await);
+    for (algorithm, md, max) in [
+        (EncryptionAlgorithmSpec::RsaesOaepSha1, "sha1", 342),
+        (EncryptionAlgorithmSpec::RsaesOaepSha256, "sha256", 318),
+    ] {
+        let plaintext: Vec<u8> = (0..max).map(|i| (i * 13 % 251) as u8).collect();
+        let ciphertext = openssl_oaep_encrypt(dir, md, &plaintext);
+        assert_eq!(ciphertext.len(), 384);
+        let opened = kms
+            .decrypt()
+            .key_id(&decrypter)
+            .ciphertext_blob(Blob::new(ciphertext))
+            .encryption_algorithm(algorithm.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(opened.plaintext().unwrap().as_ref(), plaintext, "{md}");
+        let mut longer = plaintext;
+        longer.push(0);
+        let too_long = kms
+            .encrypt()
+            .key_id(&decrypter)
+            .plaintext(Blob::new(longer))
+            .encryption_algorithm(algorithm.clone())
+            .send()
+            .await;
+        assert_eq!(error_code(too_long), "ValidationException", "{md}");
+    }
+}
+
+/// The largest key, once (its generation takes seconds): a PKCS#1 v1.5 SHA-512 signature
+/// that openssl verifies.
+#[tokio::test]
+async fn rsa_4096_signs_for_openssl() {
+    let sb = Sandbox::start().await;
+    let kms = sb.kms(ACCOUNT_A);
+    let key = create_rsa(&kms, KeySpec::Rsa4096, KeyUsageType::SignVerify).await;
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     public_pem(dir, "pub", &public_key(&kms, &key).await);

@@ -55,6 +55,18 @@ impl MacAlgorithm {
             Self::HmacSha512 => 64,
         }
     }
+
+    /// Lengths, in bytes, of key material AWS accepts when it is imported into a key of
+    /// this algorithm: from the digest size up to the hash's block size (or, for the
+    /// SHA-384/512 family, its 128-byte block).
+    pub fn import_len(self) -> std::ops::RangeInclusive<usize> {
+        match self {
+            Self::HmacSha224 => 28..=64,
+            Self::HmacSha256 => 32..=64,
+            Self::HmacSha384 => 48..=128,
+            Self::HmacSha512 => 64..=128,
+        }
+    }
 }
 
 macro_rules! with_mac {
@@ -156,5 +168,15 @@ mod tests {
         }
         assert_eq!(MacAlgorithm::for_key_spec("HMAC_384").map(MacAlgorithm::key_len), Some(48));
         assert_eq!(MacAlgorithm::for_key_spec("SYMMETRIC_DEFAULT"), None);
+    }
+
+    #[test]
+    fn imported_hmac_material_lengths_follow_aws() {
+        let ok = |alg, len| KeyMaterial::from_imported_hmac(alg, &vec![7u8; len]).is_some();
+        assert!(!ok(MacAlgorithm::HmacSha224, 27) && ok(MacAlgorithm::HmacSha224, 28));
+        assert!(ok(MacAlgorithm::HmacSha224, 64) && !ok(MacAlgorithm::HmacSha224, 65));
+        assert!(!ok(MacAlgorithm::HmacSha256, 31) && ok(MacAlgorithm::HmacSha256, 32));
+        assert!(ok(MacAlgorithm::HmacSha384, 128) && !ok(MacAlgorithm::HmacSha384, 47));
+        assert!(!ok(MacAlgorithm::HmacSha512, 63) && !ok(MacAlgorithm::HmacSha512, 129));
     }
 }

@@ -28,6 +28,11 @@ impl KeyMaterial {
         (bytes.len() == 32).then(|| Self(Zeroizing::new(bytes.to_vec())))
     }
 
+    /// Imported HMAC material, if its length is one AWS accepts for `algorithm`.
+    pub fn from_imported_hmac(algorithm: crate::MacAlgorithm, bytes: &[u8]) -> Option<Self> {
+        algorithm.import_len().contains(&bytes.len()).then(|| Self(Zeroizing::new(bytes.to_vec())))
+    }
+
     /// Material of any non-empty length, as stored.
     fn from_stored(bytes: &[u8]) -> Option<Self> {
         (!bytes.is_empty()).then(|| Self(Zeroizing::new(bytes.to_vec())))
@@ -164,6 +169,11 @@ impl RootKey {
     /// A keyed fingerprint of material (HMAC-SHA-256 under a key derived from the root
     /// key): lets the service recognise re-imported material without keeping it.
     pub fn fingerprint(&self, key_id: &str, material: &KeyMaterial) -> Vec<u8> {
+        self.fingerprint_secret(key_id, material.expose())
+    }
+
+    /// The same fingerprint of any secret bytes (an imported private key's PKCS#8).
+    pub fn fingerprint_secret(&self, key_id: &str, secret: &[u8]) -> Vec<u8> {
         use hmac::{Hmac, Mac};
         let derive = |data: &[u8], key: &[u8]| -> Vec<u8> {
             match <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) {
@@ -175,7 +185,8 @@ impl RootKey {
             }
         };
         let fingerprint_key = Zeroizing::new(derive(b"kms-import-fingerprint-v1", self.0.expose()));
-        derive(&[key_id.as_bytes(), b"|", material.expose()].concat(), &fingerprint_key)
+        let input = Zeroizing::new([key_id.as_bytes(), b"|", secret].concat());
+        derive(&input, &fingerprint_key)
     }
 }
 

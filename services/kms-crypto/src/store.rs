@@ -45,6 +45,60 @@ fn check_length(n: u32) -> KmsResult<usize> {
     usize::try_from(n).map_err(internal)
 }
 
+/// Imported key material once checked against the key's spec.
+enum Imported {
+    /// Symmetric encryption or HMAC material.
+    Secret(KeyMaterial),
+    /// An asymmetric private key (PKCS#8).
+    Private(cc::asym::PrivateKey),
+}
+
+impl Imported {
+    /// The keyed fingerprint that recognises the same material when it is imported again.
+    fn fingerprint(&self, root: &RootKey, key_id: &str) -> Vec<u8> {
+        match self {
+            Self::Secret(material) => root.fingerprint(key_id, material),
+            Self::Private(private) => root.fingerprint_secret(key_id, private.pkcs8_der()),
+        }
+    }
+}
+
+/// Checks unwrapped material against the key spec, as AWS does: 256 bits for a symmetric
+/// encryption key, AWS's lengths for an HMAC key, a PKCS#8 private key of exactly the
+/// key's spec (RSA modulus size or curve) for an asymmetric key.
+async fn imported_material(key_spec: &str, plain: &[u8]) -> KmsResult<Imported> {
+    if key_spec.is_empty() || key_spec == "SYMMETRIC_DEFAULT" {
+        return KeyMaterial::from_bytes(plain).map(Imported::Secret).ok_or_else(|| {
+            KmsError::validation("Imported key material for a symmetric key must be 256 bits.")
+        });
+    }
+    if let Some(algorithm) = cc::MacAlgorithm::for_key_spec(key_spec) {
+        return KeyMaterial::from_imported_hmac(algorithm, plain).map(Imported::Secret).ok_or_else(
+            || {
+                let range = algorithm.import_len();
+                KmsError::validation(format!(
+                    "Imported key material for a {key_spec} key must be {} to {} bytes.",
+                    range.start(),
+                    range.end()
+                ))
+            },
+        );
+    }
+    let spec = cc::asym::AsymSpec::parse(key_spec).ok_or_else(|| {
+        KmsError::validation(format!("{key_spec} keys cannot hold imported material"))
+    })?;
+    let der = zeroize::Zeroizing::new(plain.to_vec());
+    tokio::task::spawn_blocking(move || cc::asym::PrivateKey::from_pkcs8_der(spec, &der))
+        .await
+        .map_err(internal)?
+        .map(Imported::Private)
+        .map_err(|_| {
+            KmsError::validation(format!(
+                "The imported key material is not a PKCS#8 DER private key of key spec {key_spec}."
+            ))
+        })
+}
+
 impl CryptoStore {
     pub(crate) fn open(dir: &Path, root: RootKey) -> anyhow::Result<Self> {
         let db = sled::open(dir)
@@ -140,10 +194,8 @@ impl CryptoStore {
         .await
         .map_err(internal)?
         .map_err(|_| KmsError::invalid_ciphertext())?;
-        let material = KeyMaterial::from_bytes(&plain).ok_or_else(|| {
-            KmsError::validation("Imported key material for a symmetric key must be 256 bits.")
-        })?;
-        let fingerprint = self.root.fingerprint(&token.key_id, &material);
+        let imported = imported_material(&r.key_spec, &plain).await?;
+        let fingerprint = imported.fingerprint(&self.root, &token.key_id);
         if let Some(previous) = self.fingerprints.get(token.key_id.as_bytes()).map_err(internal)? {
             if !bool::from(subtle::ConstantTimeEq::ct_eq(previous.as_ref(), fingerprint.as_slice()))
             {
@@ -153,11 +205,17 @@ impl CryptoStore {
                 ));
             }
         }
-        let record = self.store_material(&token.account, &token.key_id, 1, &material)?;
+        let (tree, record) = match &imported {
+            Imported::Secret(material) => {
+                (&self.materials, self.store_material(&token.account, &token.key_id, 1, material)?)
+            }
+            Imported::Private(private) => (
+                &self.asym_keys,
+                self.asym_key_record(&token.account, &token.key_id, 1, private)?.encode_to_vec(),
+            ),
+        };
         self.fingerprints.insert(token.key_id.as_bytes(), fingerprint).map_err(internal)?;
-        self.materials
-            .insert(material_key(&token.key_id, 1).as_bytes(), record)
-            .map_err(internal)?;
+        tree.insert(material_key(&token.key_id, 1).as_bytes(), record).map_err(internal)?;
         self.db.flush_async().await.map_err(internal)?;
         Ok(wire::ImportMaterialResponse {})
     }
@@ -168,7 +226,9 @@ impl CryptoStore {
         &self,
         r: wire::DeleteImportedMaterialRequest,
     ) -> KmsResult<wire::DeleteImportedMaterialResponse> {
-        self.materials.remove(material_key(&r.key_id, 1).as_bytes()).map_err(internal)?;
+        for tree in [&self.materials, &self.asym_keys] {
+            tree.remove(material_key(&r.key_id, 1).as_bytes()).map_err(internal)?;
+        }
         self.db.flush_async().await.map_err(internal)?;
         Ok(wire::DeleteImportedMaterialResponse {})
     }
@@ -189,8 +249,10 @@ impl CryptoStore {
             self.create_asym_material(&caller.account, &r.key_id, version, spec).await?;
             return Ok(wire::CreateMaterialResponse { material_version: version });
         }
-        let record =
-            self.store_material(&caller.account, &r.key_id, version, &KeyMaterial::generate())?;
+        // HMAC keys hold material of their digest's length; encryption keys 256 bits.
+        let material = cc::MacAlgorithm::for_key_spec(&r.key_spec)
+            .map_or_else(KeyMaterial::generate, |alg| KeyMaterial::generate_len(alg.key_len()));
+        let record = self.store_material(&caller.account, &r.key_id, version, &material)?;
         let key = material_key(&r.key_id, version);
         // Insert only if absent: never overwrite material.
         let _ = self
@@ -592,6 +654,7 @@ mod tests {
             import_token: token,
             encrypted_key_material: encrypted,
             now_ms,
+            key_spec: "SYMMETRIC_DEFAULT".to_owned(),
         };
         let (token, public) = import_params(&store, &key, 1_000).await;
         let material = [9u8; 32];
@@ -647,6 +710,7 @@ mod tests {
             import_token: token,
             encrypted_key_material: wrap(&public, &material),
             now_ms: 0,
+            key_spec: String::new(),
         };
         assert_eq!(
             code(store.import_material(foreign).await),

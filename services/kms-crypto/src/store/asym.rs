@@ -214,7 +214,27 @@ impl CryptoStore {
             return Ok(());
         }
         let private = self.rsa_spares.generate(spec).await?;
-        let record = wire::AsymKeyRecord {
+        let record = self.asym_key_record(account, key_id, version, &private)?;
+        // Insert only if absent: a concurrent retry may have stored its own key first.
+        let _ = self
+            .asym_keys
+            .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(record.encode_to_vec()))
+            .map_err(internal)?;
+        self.db.flush_async().await.map_err(internal)?;
+        Ok(())
+    }
+
+    /// The stored form of one version's private key: both halves sealed under the root
+    /// key, bound to the account, key, version and spec.
+    pub(super) fn asym_key_record(
+        &self,
+        account: &str,
+        key_id: &str,
+        version: u32,
+        private: &PrivateKey,
+    ) -> KmsResult<wire::AsymKeyRecord> {
+        let spec = private.spec();
+        Ok(wire::AsymKeyRecord {
             account: account.to_owned(),
             key_spec: spec.as_str().to_owned(),
             sealed_private_key: self
@@ -228,14 +248,7 @@ impl CryptoStore {
                     private.public_key().spki_der(),
                 )
                 .map_err(internal)?,
-        };
-        // Insert only if absent: a concurrent retry may have stored its own key first.
-        let _ = self
-            .asym_keys
-            .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(record.encode_to_vec()))
-            .map_err(internal)?;
-        self.db.flush_async().await.map_err(internal)?;
-        Ok(())
+        })
     }
 
     fn asym_record(

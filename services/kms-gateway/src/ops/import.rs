@@ -113,6 +113,7 @@ pub(super) async fn import_key_material(call: &Call<'_>, p: &Params) -> KmsResul
         import_token: token.to_vec(),
         encrypted_key_material: encrypted.to_vec(),
         now_ms: now,
+        key_spec: key.key_spec.clone(),
     })
     .await?;
     call.call::<metadata::SetImportedMaterial>(&wire::SetImportedMaterialRequest {

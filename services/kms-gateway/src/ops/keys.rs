@@ -140,12 +140,6 @@ pub(super) async fn create_key(call: &Call<'_>, p: &Params) -> KmsResult<Output>
             valid.join(" or ")
         )));
     }
-    if origin == Origin::External && spec != KeySpec::SymmetricDefault {
-        return Err(KmsError::new(
-            ErrorCode::UnsupportedOperation,
-            format!("Importing key material for {} keys is not supported yet", spec.as_str()),
-        ));
-    }
     if p.opt_bool("MultiRegion")? == Some(true) {
         return Err(KmsError::new(
             ErrorCode::UnsupportedOperation,

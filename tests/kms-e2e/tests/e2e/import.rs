@@ -281,3 +281,207 @@ async fn imported_material_expires_on_the_clock() {
         |e| e["eventName"] == "DeleteExpiredKeyMaterial" && e["eventType"] == "AwsServiceEvent"
     ));
 }
+
+/// Runs openssl in `dir`, returning its stdout; panics with its output on failure.
+fn openssl_in(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+async fn create_external(
+    kms: &aws_sdk_kms::Client,
+    spec: aws_sdk_kms::types::KeySpec,
+    usage: aws_sdk_kms::types::KeyUsageType,
+) -> String {
+    let meta = kms
+        .create_key()
+        .origin(OriginType::External)
+        .key_spec(spec)
+        .key_usage(usage)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(meta.key_state(), Some(&KeyState::PendingImport));
+    meta.key_id
+}
+
+/// Imports `material` wrapped with RSA_AES_KEY_WRAP_SHA_1 (large enough for private keys).
+async fn import(kms: &aws_sdk_kms::Client, key: &str, material: &[u8]) -> Result<(), String> {
+    let p = params(kms, key, AlgorithmSpec::RsaAesKeyWrapSha1).await;
+    kms.import_key_material()
+        .key_id(key)
+        .import_token(p.token)
+        .encrypted_key_material(Blob::new(rsa_aes_key_wrap_sha1(&p.public_der, material)))
+        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| error_code::<(), _, _>(Err(e)))
+}
+
+/// HMAC keys take imported material of AWS's lengths and then MAC exactly as openssl does
+/// with the same key bytes.
+#[tokio::test]
+async fn hmac_keys_take_imported_material_and_match_openssl() {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType, MacAlgorithmSpec};
+    let sb = Sandbox::start().await;
+    let kms = sb.kms(ACCOUNT_A);
+    let dir = tempfile::tempdir().unwrap();
+    let message = b"The quick brown fox jumps over the lazy dog".to_vec();
+    std::fs::write(dir.path().join("msg"), &message).unwrap();
+    for (spec, algorithm, md, len) in [
+        (KeySpec::Hmac224, MacAlgorithmSpec::HmacSha224, "sha224", 28),
+        (KeySpec::Hmac256, MacAlgorithmSpec::HmacSha256, "sha256", 64),
+        (KeySpec::Hmac384, MacAlgorithmSpec::HmacSha384, "sha384", 100),
+        (KeySpec::Hmac512, MacAlgorithmSpec::HmacSha512, "sha512", 128),
+    ] {
+        let key = create_external(&kms, spec.clone(), KeyUsageType::GenerateVerifyMac).await;
+        let mac = || {
+            kms.generate_mac()
+                .key_id(&key)
+                .mac_algorithm(algorithm.clone())
+                .message(Blob::new(message.clone()))
+                .send()
+        };
+        assert_eq!(error_code(mac().await), "KMSInvalidStateException", "{spec:?}");
+        let material: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
+        import(&kms, &key, &material).await.unwrap();
+        let tag = mac().await.unwrap().mac.unwrap().into_inner();
+        let hex: String = material.iter().map(|b| format!("{b:02x}")).collect();
+        let hexkey = format!("hexkey:{hex}");
+        let expected = openssl_in(
+            dir.path(),
+            &["dgst", &format!("-{md}"), "-mac", "HMAC", "-macopt", &hexkey, "-binary", "msg"],
+        );
+        assert_eq!(tag, expected, "{spec:?} MAC equals openssl's under the same key");
+        let verified = kms
+            .verify_mac()
+            .key_id(&key)
+            .mac_algorithm(algorithm.clone())
+            .message(Blob::new(message.clone()))
+            .mac(Blob::new(tag))
+            .send()
+            .await
+            .unwrap();
+        assert!(verified.mac_valid());
+    }
+    // Material outside AWS's lengths for the spec is refused and the key stays waiting.
+    for (spec, len) in [(KeySpec::Hmac256, 31), (KeySpec::Hmac256, 65), (KeySpec::Hmac512, 63)] {
+        let key = create_external(&kms, spec.clone(), KeyUsageType::GenerateVerifyMac).await;
+        assert_eq!(
+            import(&kms, &key, &vec![9u8; len]).await.unwrap_err(),
+            "ValidationException",
+            "{spec:?} with {len} bytes"
+        );
+        assert_eq!(state(&kms, &key).await, KeyState::PendingImport);
+    }
+}
+
+/// Asymmetric keys take a PKCS#8 private key made by openssl: the public key KMS then
+/// hands out is openssl's, KMS's signatures verify in openssl, KMS decrypts what openssl
+/// encrypts; a key of another spec is refused and only the same key may come back.
+#[tokio::test]
+async fn asymmetric_keys_take_imported_pkcs8_private_keys() {
+    use aws_sdk_kms::types::{
+        EncryptionAlgorithmSpec, KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec,
+    };
+    let sb = Sandbox::start().await;
+    let kms = sb.kms(ACCOUNT_A);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pkcs8 = |name: &str, genpkey: &[&str]| -> (Vec<u8>, Vec<u8>) {
+        let pem = format!("{name}.pem");
+        let mut args = vec!["genpkey"];
+        args.extend_from_slice(genpkey);
+        args.extend(["-out", &pem]);
+        openssl_in(d, &args);
+        let der = openssl_in(d, &["pkcs8", "-topk8", "-nocrypt", "-in", &pem, "-outform", "DER"]);
+        let public = openssl_in(d, &["pkey", "-in", &pem, "-pubout", "-outform", "DER"]);
+        (der, public)
+    };
+
+    // ECC_NIST_P256 signing key.
+    let (ec_private, ec_public) =
+        pkcs8("ec", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    let signer = create_external(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    assert_eq!(
+        error_code(kms.get_public_key().key_id(&signer).send().await),
+        "KMSInvalidStateException"
+    );
+    let (p384_private, _) =
+        pkcs8("p384", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]);
+    assert_eq!(import(&kms, &signer, &p384_private).await.unwrap_err(), "ValidationException");
+    assert_eq!(
+        import(&kms, &signer, b"not a private key").await.unwrap_err(),
+        "ValidationException"
+    );
+    import(&kms, &signer, &ec_private).await.unwrap();
+    let public = kms.get_public_key().key_id(&signer).send().await.unwrap();
+    assert_eq!(public.public_key().unwrap().as_ref(), ec_public, "KMS serves openssl's public key");
+    std::fs::write(d.join("msg"), b"signed with an imported key").unwrap();
+    let signature = kms
+        .sign()
+        .key_id(&signer)
+        .message(Blob::new(b"signed with an imported key".to_vec()))
+        .message_type(MessageType::Raw)
+        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+        .send()
+        .await
+        .unwrap()
+        .signature
+        .unwrap()
+        .into_inner();
+    std::fs::write(d.join("sig"), signature).unwrap();
+    let verified =
+        openssl_in(d, &["dgst", "-sha256", "-prverify", "ec.pem", "-signature", "sig", "msg"]);
+    assert!(String::from_utf8_lossy(&verified).contains("Verified OK"));
+    // After deletion only the same private key may return.
+    kms.delete_imported_key_material().key_id(&signer).send().await.unwrap();
+    assert_eq!(state(&kms, &signer).await, KeyState::PendingImport);
+    let (other, _) = pkcs8("other", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    assert_eq!(import(&kms, &signer, &other).await.unwrap_err(), "IncorrectKeyMaterialException");
+    import(&kms, &signer, &ec_private).await.unwrap();
+    assert_eq!(state(&kms, &signer).await, KeyState::Enabled);
+
+    // RSA_2048 decryption key: openssl encrypts to its own public key, KMS decrypts.
+    let (rsa_private, rsa_public) =
+        pkcs8("rsa", &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    let decrypter = create_external(&kms, KeySpec::Rsa2048, KeyUsageType::EncryptDecrypt).await;
+    import(&kms, &decrypter, &rsa_private).await.unwrap();
+    let served = kms.get_public_key().key_id(&decrypter).send().await.unwrap();
+    assert_eq!(served.public_key().unwrap().as_ref(), rsa_public);
+    std::fs::write(d.join("pt"), b"for the imported RSA key").unwrap();
+    let ciphertext = openssl_in(
+        d,
+        &[
+            "pkeyutl",
+            "-encrypt",
+            "-inkey",
+            "rsa.pem",
+            "-pkeyopt",
+            "rsa_padding_mode:oaep",
+            "-pkeyopt",
+            "rsa_oaep_md:sha256",
+            "-pkeyopt",
+            "rsa_mgf1_md:sha256",
+            "-in",
+            "pt",
+        ],
+    );
+    let opened = kms
+        .decrypt()
+        .key_id(&decrypter)
+        .encryption_algorithm(EncryptionAlgorithmSpec::RsaesOaepSha256)
+        .ciphertext_blob(Blob::new(ciphertext))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.plaintext().unwrap().as_ref(), b"for the imported RSA key");
+}

@@ -29,11 +29,49 @@ pub struct Config {
         default_value_t = 60_000
     )]
     pub scheduler_interval_ms: u64,
+    /// Copies of the scheduler's claims bucket in JetStream (the NATS cluster's size, so
+    /// claims survive the loss of a node).
+    #[arg(
+        long = "metadata-claim-replicas",
+        env = "KMS_METADATA_CLAIM_REPLICAS",
+        default_value_t = 1
+    )]
+    pub claim_replicas: usize,
+    /// This replica's name in scheduler claims; defaults to the host name (the pod's name
+    /// in a StatefulSet, stable across restarts).
+    #[arg(long = "metadata-replica-name", env = "KMS_METADATA_REPLICA_NAME")]
+    pub replica_name: Option<String>,
+    /// Seconds after which another replica's unfinished claim may be taken over.
+    #[arg(
+        long = "metadata-claim-stale-after-s",
+        env = "KMS_METADATA_CLAIM_STALE_AFTER_S",
+        default_value_t = 60
+    )]
+    pub claim_stale_after_s: u64,
 }
 
 impl Config {
     pub fn for_test(data_dir: PathBuf) -> Self {
-        Self { data_dir, scheduler_interval_ms: 50 }
+        Self {
+            data_dir,
+            scheduler_interval_ms: 50,
+            claim_replicas: 1,
+            replica_name: None,
+            claim_stale_after_s: 60,
+        }
+    }
+
+    fn claim_settings(&self) -> scheduler::ClaimSettings {
+        let replica = self
+            .replica_name
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        scheduler::ClaimSettings {
+            replicas: self.claim_replicas,
+            replica,
+            stale_after: Duration::from_secs(self.claim_stale_after_s),
+        }
     }
 }
 
@@ -61,6 +99,8 @@ pub async fn run_with_clock(
         bus.clone(),
         clock,
         Duration::from_millis(config.scheduler_interval_ms.max(10)),
+        config.claim_settings(),
+        Arc::new(scheduler::SchedulerStats::default()),
         stop,
     ));
     let router = Router::new("metadata")

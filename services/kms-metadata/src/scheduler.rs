@@ -4,9 +4,17 @@
 //! as AWS does, with a service identity (`AwsServiceEvent`). Every step is idempotent, so
 //! a tick that dies half-way is finished by the next one.
 //!
-//! One metadata replica owns a store, so one scheduler acts on each key; running several
-//! replicas over one replicated store would need a lease, which this does not have yet.
+//! Several metadata replicas may see the same transition due (during a rolling update,
+//! or over copies of one store). Each transition is claimed in a JetStream key-value
+//! bucket first (`claims.rs`): one replica does the work — new material, shredded
+//! material, the audit record — and the others only apply its outcome to their own store.
+//! Without the bucket the scheduler does nothing rather than risk doing a thing twice.
 
+mod claims;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,33 +26,110 @@ use kms_proto::v1 as wire;
 use sha2::{Digest, Sha256};
 
 use crate::store::MetadataStore;
+use claims::{Claim, Claims};
+
+/// How this replica takes part in claiming transitions.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimSettings {
+    /// Copies of the claims bucket (the NATS cluster's size in production).
+    pub replicas: usize,
+    /// This replica's name in its claims.
+    pub replica: String,
+    /// After how long an unfinished claim of another replica may be taken over.
+    pub stale_after: Duration,
+}
+
+/// What one replica's scheduler did: transitions it performed, and transitions another
+/// replica performed whose outcome it applied to its own store.
+#[derive(Debug, Default)]
+pub(crate) struct SchedulerStats {
+    pub performed: AtomicU64,
+    pub applied: AtomicU64,
+}
+
+/// The claim name of a transition: unique per key and occurrence.
+fn transition_name(key: &wire::KeyRecord, due: Due) -> String {
+    match due {
+        Due::Rotate => format!("rotate.{}.{}", key.key_id, key.current_material_version + 1),
+        Due::Delete => format!("delete.{}", key.key_id),
+        Due::ExpireMaterial => {
+            format!("expire.{}.{}", key.key_id, key.valid_to_ms.unwrap_or_default())
+        }
+    }
+}
 
 pub(crate) async fn run(
     store: Arc<MetadataStore>,
     bus: Bus,
     clock: Arc<dyn Clock>,
     interval: Duration,
+    settings: ClaimSettings,
+    stats: Arc<SchedulerStats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut claims = None;
     loop {
-        match store.due() {
-            Ok(due) => {
-                for (key, transition) in due {
-                    let outcome = match transition {
-                        Due::Rotate => rotate(&store, &bus, clock.as_ref(), &key).await,
-                        Due::Delete => delete(&store, &bus, clock.as_ref(), &key).await,
-                        Due::ExpireMaterial => expire(&store, &bus, clock.as_ref(), &key).await,
-                    };
-                    if let Err(e) = outcome {
-                        tracing::warn!(key_id = %key.key_id, ?transition, error = %e, "scheduled transition failed; will retry");
-                    }
-                }
+        if claims.is_none() {
+            match Claims::open(
+                &bus.jetstream(),
+                settings.replicas,
+                settings.replica.clone(),
+                settings.stale_after,
+            )
+            .await
+            {
+                Ok(opened) => claims = Some(opened),
+                Err(e) => tracing::warn!(error = %e, "scheduler waits for its claims bucket"),
             }
-            Err(e) => tracing::warn!(error = %e, "listing due transitions failed"),
+        }
+        if let Some(claims) = &claims {
+            tick(&store, &bus, clock.as_ref(), claims, &stats).await;
         }
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+async fn tick(
+    store: &MetadataStore,
+    bus: &Bus,
+    clock: &dyn Clock,
+    claims: &Claims,
+    stats: &SchedulerStats,
+) {
+    let due = match store.due() {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing due transitions failed");
+            return;
+        }
+    };
+    for (key, transition) in due {
+        let name = transition_name(&key, transition);
+        let effects = match claims.claim(&name).await {
+            Ok(Claim::Mine) => true,
+            Ok(Claim::Done) => false,
+            Ok(Claim::Busy) | Err(_) => continue,
+        };
+        let outcome = match transition {
+            Due::Rotate => rotate(store, bus, clock, &key, effects).await,
+            Due::Delete => delete(store, bus, clock, &key, effects).await,
+            Due::ExpireMaterial => expire(store, bus, clock, &key, effects).await,
+        };
+        match outcome {
+            Ok(()) if effects => {
+                if claims.finish(&name).await.is_ok() {
+                    stats.performed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(()) => {
+                stats.applied.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(key_id = %key.key_id, ?transition, error = %e, "scheduled transition failed; will retry");
+            }
         }
     }
 }
@@ -58,27 +143,32 @@ fn owner(key: &wire::KeyRecord) -> wire::CallerContext {
     }
 }
 
+/// New material, the `RotateKey` record, then the store moves on (with `effects` false,
+/// only the store: another replica made the material and the record).
 async fn rotate(
     store: &MetadataStore,
     bus: &Bus,
     clock: &dyn Clock,
     key: &wire::KeyRecord,
+    effects: bool,
 ) -> KmsResult<()> {
     let caller = owner(key);
     let ctx = CallContext { request_id: caller.request_id.clone() };
     let version = key.current_material_version + 1;
-    bus.call::<crypto::CreateMaterial>(
-        &ctx,
-        &wire::CreateMaterialRequest {
-            caller: Some(caller.clone()),
-            key_id: key.key_id.clone(),
-            key_spec: key.key_spec.clone(),
-            material_version: version,
-        },
-    )
-    .await?;
-    // The event id is derived from key and version: a retried rotation records once.
-    publish(bus, clock, key, "RotateKey", &format!("rotate/{}/{version}", key.key_id)).await?;
+    if effects {
+        bus.call::<crypto::CreateMaterial>(
+            &ctx,
+            &wire::CreateMaterialRequest {
+                caller: Some(caller.clone()),
+                key_id: key.key_id.clone(),
+                key_spec: key.key_spec.clone(),
+                material_version: version,
+            },
+        )
+        .await?;
+        // The event id is derived from key and version: a retried rotation records once.
+        publish(bus, clock, key, "RotateKey", &format!("rotate/{}/{version}", key.key_id)).await?;
+    }
     store
         .record_rotation(wire::RecordRotationRequest {
             caller: Some(caller),
@@ -92,51 +182,61 @@ async fn rotate(
 }
 
 /// Crypto-shreds the material, drops the policies, records `DeleteKey`, then removes the
-/// key and its aliases.
+/// key and its aliases (with `effects` false, only the last step).
 async fn delete(
     store: &MetadataStore,
     bus: &Bus,
     clock: &dyn Clock,
     key: &wire::KeyRecord,
+    effects: bool,
 ) -> KmsResult<()> {
-    let caller = owner(key);
-    let ctx = CallContext { request_id: caller.request_id.clone() };
-    bus.call::<crypto::DestroyMaterial>(
-        &ctx,
-        &wire::DestroyMaterialRequest { caller: Some(caller.clone()), key_id: key.key_id.clone() },
-    )
-    .await?;
-    bus.call::<policy::DeletePolicies>(
-        &ctx,
-        &wire::DeletePoliciesRequest { caller: Some(caller), key_id: key.key_id.clone() },
-    )
-    .await?;
-    publish(bus, clock, key, "DeleteKey", &format!("delete/{}", key.key_id)).await?;
+    if effects {
+        let caller = owner(key);
+        let ctx = CallContext { request_id: caller.request_id.clone() };
+        bus.call::<crypto::DestroyMaterial>(
+            &ctx,
+            &wire::DestroyMaterialRequest {
+                caller: Some(caller.clone()),
+                key_id: key.key_id.clone(),
+            },
+        )
+        .await?;
+        bus.call::<policy::DeletePolicies>(
+            &ctx,
+            &wire::DeletePoliciesRequest { caller: Some(caller), key_id: key.key_id.clone() },
+        )
+        .await?;
+        publish(bus, clock, key, "DeleteKey", &format!("delete/{}", key.key_id)).await?;
+    }
     if store.remove_deleted_key(&key.key_id).await? {
         tracing::info!(key_id = %key.key_id, "key deleted at the end of its waiting period");
     }
     Ok(())
 }
 
-/// Imported material reached its ValidTo: delete it; the key waits for a re-import.
+/// Imported material reached its ValidTo: delete it; the key waits for a re-import (with
+/// `effects` false, only the key's state changes here).
 async fn expire(
     store: &MetadataStore,
     bus: &Bus,
     clock: &dyn Clock,
     key: &wire::KeyRecord,
+    effects: bool,
 ) -> KmsResult<()> {
     let caller = owner(key);
     let ctx = CallContext { request_id: caller.request_id.clone() };
-    bus.call::<crypto::DeleteImportedMaterial>(
-        &ctx,
-        &wire::DeleteImportedMaterialRequest {
-            caller: Some(caller.clone()),
-            key_id: key.key_id.clone(),
-        },
-    )
-    .await?;
-    let seed = format!("expire/{}/{}", key.key_id, key.valid_to_ms.unwrap_or_default());
-    publish(bus, clock, key, "DeleteExpiredKeyMaterial", &seed).await?;
+    if effects {
+        bus.call::<crypto::DeleteImportedMaterial>(
+            &ctx,
+            &wire::DeleteImportedMaterialRequest {
+                caller: Some(caller.clone()),
+                key_id: key.key_id.clone(),
+            },
+        )
+        .await?;
+        let seed = format!("expire/{}/{}", key.key_id, key.valid_to_ms.unwrap_or_default());
+        publish(bus, clock, key, "DeleteExpiredKeyMaterial", &seed).await?;
+    }
     store
         .set_imported_material(wire::SetImportedMaterialRequest {
             caller: Some(caller),

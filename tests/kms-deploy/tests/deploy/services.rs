@@ -1,7 +1,8 @@
 //! The real services, each connected as its own NATS user with its own inbox prefix to a
 //! different node of the cluster, do all they must: serve, answer their readiness probes,
 //! keep the audit stream (replicated 3 ways) and its durable consumer; the gateway's and
-//! the scheduler's calls and audit records go through; a call outside the matrix does not.
+//! the scheduler's calls, audit records and claims go through; a call outside the matrix
+//! does not.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -240,6 +241,25 @@ async fn services_run_under_their_own_users() {
     assert!(kms_bus::publish_audit(&crypto_bus, ACCOUNT, "forged", record("forged", "Decrypt"))
         .await
         .is_err());
+
+    // The scheduler's claims bucket: the running metadata service declared it, its user
+    // claims and reads transitions there, and no other service may write a claim.
+    let mut claims = None;
+    for _ in 0..100 {
+        if let Ok(kv) = metadata_bus.jetstream().get_key_value("KMS_SCHEDULER").await {
+            claims = Some(kv);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let claims = claims.expect("the metadata service declares its claims bucket");
+    claims.create("probe.deploy-test", "claimed".into()).await.unwrap();
+    assert_eq!(
+        claims.entry("probe.deploy-test").await.unwrap().unwrap().value.as_ref(),
+        b"claimed"
+    );
+    let foreign = crypto_bus.jetstream().get_key_value("KMS_SCHEDULER").await;
+    assert!(foreign.is_err(), "the crypto user may not open the claims bucket");
 
     stop.cancel();
     while let Some(result) = services.join_next().await {

@@ -151,6 +151,16 @@ pub fn grant_allows(
     !CONTEXT_OPERATIONS.contains(&operation) || grant.constraint.holds(request_context)
 }
 
+/// Whether a grant's grantee is the caller's whole account (`arn:aws:iam::<account>:root`
+/// or the bare 12-digit account id). AWS then lets the account's principals use the
+/// grant only as far as their identity policies allow the operation: the account's
+/// administrator delegates it, as with a key policy naming the account.
+pub fn grantee_is_account(grantee: &str, account: &str) -> bool {
+    grantee == account
+        || grantee.strip_prefix("arn:aws:iam::").and_then(|r| r.strip_suffix(":root"))
+            == Some(account)
+}
+
 /// A grant token: not secret (AWS's are not either), it names its grant. `AQ`, the grant
 /// id (64 hex digits), and 32 hex digits of the issuer's randomness so that each
 /// CreateGrant answer gets a token of its own.
@@ -199,6 +209,10 @@ mod tests {
         assert!(!grant_allows(&grant, "arn:aws:iam::111122223333:user/bob", "kms:Decrypt", &none));
         assert!(!grant_allows(&grant, ALICE, "kms:PutKeyPolicy", &none), "not a grant operation");
         assert!(!grant_allows(&grant, ALICE, "Decrypt", &none), "actions carry the kms: prefix");
+        assert!(grantee_is_account("arn:aws:iam::111122223333:root", "111122223333"));
+        assert!(grantee_is_account("111122223333", "111122223333"));
+        assert!(!grantee_is_account("arn:aws:iam::111122223333:root", "444455556666"));
+        assert!(!grantee_is_account(ALICE, "111122223333"));
     }
 
     #[test]

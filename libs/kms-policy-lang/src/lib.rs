@@ -72,7 +72,7 @@ pub use eval::{
     AuthzDecision, AuthzRequest, Decision, DenyReason, GrantAllowance, PolicySource, StatementRef,
 };
 pub use grant::{
-    grant_allows, grant_id_of_token, grant_operation, grant_token, is_grant_id, operations_for_key,
-    GrantConstraint, GrantTerms, GRANT_OPERATIONS,
+    grant_allows, grant_id_of_token, grant_operation, grant_token, grantee_is_account, is_grant_id,
+    operations_for_key, GrantConstraint, GrantTerms, GRANT_OPERATIONS,
 };
 pub use policy::{Policy, PolicyKind, MAX_POLICY_BYTES};

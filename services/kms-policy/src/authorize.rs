@@ -5,8 +5,9 @@
 
 use kms_core::{ErrorCode, KmsError, KmsResult};
 use kms_policy_lang::{
-    authorize, evaluate_policy, grant_allows, AuthzDecision, AuthzRequest, Decision, DenyReason,
-    GrantAllowance, GrantTerms, Policy, PolicyKind, PolicySource, PrincipalType, RequestContext,
+    authorize, evaluate_policy, grant_allows, grantee_is_account, AuthzDecision, AuthzRequest,
+    Decision, DenyReason, GrantAllowance, GrantTerms, Policy, PolicyKind, PolicySource,
+    PrincipalType, RequestContext,
 };
 use kms_proto::v1 as wire;
 
@@ -76,20 +77,30 @@ impl Store {
         let cacheable = !identity_timed && !tests_time(&document);
         let request_context =
             r.encryption_context.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
-        let grant = self
-            .grants_of_key(&r.key_id)?
-            .into_iter()
-            .find(|g| {
-                let constraint = constraint_of(g);
-                let terms = GrantTerms {
-                    grantee_principal: &g.grantee_principal,
-                    operations: &g.operations,
-                    constraint: &constraint,
-                };
-                grant_allows(&terms, &c.principal, &r.action, &request_context)
+        // A grant naming the caller applies as it is; one naming the caller's account
+        // applies only as far as the caller's identity policies allow the operation.
+        let grants = self.grants_of_key(&r.key_id)?;
+        let allows = |g: &wire::Grant, grantee: &str| {
+            let constraint = constraint_of(g);
+            let terms = GrantTerms {
+                grantee_principal: grantee,
+                operations: &g.operations,
+                constraint: &constraint,
+            };
+            grant_allows(&terms, &c.principal, &r.action, &request_context)
+        };
+        let grant = grants
+            .iter()
+            .find(|g| allows(g, &g.grantee_principal))
+            .or_else(|| {
+                grants.iter().find(|g| {
+                    grantee_is_account(&g.grantee_principal, &c.account)
+                        && allows(g, &c.principal)
+                        && identity_only(&ctx, &identity_policies).is_ok()
+                })
             })
             .map_or(GrantAllowance::None, |g| GrantAllowance::Allowed {
-                grant_id: Some(g.grant_id),
+                grant_id: Some(g.grant_id.clone()),
             });
         let decision = authorize(&AuthzRequest {
             context: &ctx,

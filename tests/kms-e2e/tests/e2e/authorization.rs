@@ -225,6 +225,51 @@ async fn cross_account_use_needs_both_sides() {
     );
 }
 
+/// A grant whose grantee is another account's root: that account's principals use it as
+/// far as their own identity policies allow, as AWS delegates it; the key policy does not
+/// name the account.
+#[tokio::test]
+async fn a_grant_to_an_account_is_delegated_to_its_identity_policies() {
+    let sb = Sandbox::start_with_users(&[]).await;
+    let (a, b) = (sb.kms(ACCOUNT_A), sb.kms(ACCOUNT_B));
+    let key = sb.create_key(ACCOUNT_A).await;
+    let arn = key_arn(ACCOUNT_A, &key);
+    let encrypt_from_b =
+        || b.encrypt().key_id(&arn).plaintext(Blob::new(b"via grant".to_vec())).send();
+    assert_eq!(error_code(encrypt_from_b().await), "AccessDeniedException");
+    a.create_grant()
+        .key_id(&key)
+        .grantee_principal(format!("arn:aws:iam::{ACCOUNT_B}:root"))
+        .operations(GrantOperation::Encrypt)
+        .operations(GrantOperation::Decrypt)
+        .send()
+        .await
+        .unwrap();
+    let sealed = encrypt_from_b().await.expect("B's user: the grant and its identity policy allow");
+    let opened = b
+        .decrypt()
+        .ciphertext_blob(sealed.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.plaintext().unwrap().as_ref(), b"via grant");
+    assert_eq!(
+        error_code(b.describe_key().key_id(&arn).send().await),
+        "AccessDeniedException",
+        "only the granted operations"
+    );
+    // Without an identity policy that allows it, the grant to the account is not enough.
+    let (status, body) = sb
+        .admin(
+            "DeletePrincipalPolicy",
+            json!({"PrincipalArn": DEV_B, "PolicyName": "kms-full-access"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let denied = error_message(encrypt_from_b().await);
+    assert!(denied.starts_with(&format!("User: {DEV_B} is not authorized")), "{denied}");
+}
+
 #[tokio::test]
 async fn grants_allow_what_they_say_until_revoked() {
     let sb = Sandbox::start_with_users(&[APP]).await;

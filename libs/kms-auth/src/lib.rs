@@ -52,5 +52,6 @@ pub use store::{
     generate_dev_credentials, AccessKeyEntry, CredentialStore, JwtAlgorithm, JwtIssuerEntry,
 };
 pub use workload::{
-    AssumeRoleRequest, IssuedCredentials, RoleBinding, ServiceAccount, StsError, WorkloadIdentity,
+    AssumeRoleRequest, IssuedCredentials, RoleBinding, ServiceAccount, StsError, StsFailure,
+    WorkloadIdentity,
 };

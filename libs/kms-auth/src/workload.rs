@@ -151,6 +151,22 @@ impl StsError {
     }
 }
 
+/// A refused `AssumeRoleWithWebIdentity`: why, and whose token it was when the token
+/// verified (for the audit record).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct StsFailure {
+    pub error: StsError,
+    /// Boxed to keep `Result<_, StsFailure>` small.
+    pub caller: Option<Box<ServiceAccount>>,
+}
+
+impl From<StsError> for StsFailure {
+    fn from(error: StsError) -> Self {
+        StsFailure { error, caller: None }
+    }
+}
+
 /// An `AssumeRoleWithWebIdentity` request's parameters.
 #[derive(Clone, Default)]
 pub struct AssumeRoleRequest {
@@ -427,22 +443,26 @@ impl WorkloadIdentity {
         &self,
         request: &AssumeRoleRequest,
         now: OffsetDateTime,
-    ) -> Result<IssuedCredentials, StsError> {
+    ) -> Result<IssuedCredentials, StsFailure> {
         let (role_arn, session_name, token, duration) = validate(request)?;
         if duration > self.max_session_duration_seconds {
             return Err(StsError::Validation(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
                     .to_owned(),
-            ));
+            )
+            .into());
         }
         let account = self.verify_token(token, now)?;
         // An ARN that is not a role, or a role nobody bound, is just not assumable.
-        let Ok(account_id) = validate_role_arn(role_arn) else {
-            return Err(StsError::AccessDenied(NOT_AUTHORIZED.to_owned()));
+        let account_id = match validate_role_arn(role_arn) {
+            Ok(account_id) if self.may_assume(&account, role_arn) => account_id,
+            _ => {
+                return Err(StsFailure {
+                    error: StsError::AccessDenied(NOT_AUTHORIZED.to_owned()),
+                    caller: Some(Box::new(account)),
+                })
+            }
         };
-        if !self.may_assume(&account, role_arn) {
-            return Err(StsError::AccessDenied(NOT_AUTHORIZED.to_owned()));
-        }
         let role_name = role_arn.rsplit('/').next().unwrap_or_default();
         let (access_key_id, secret_access_key) = generate_temporary_key();
         let issued_at = now.unix_timestamp();
@@ -458,8 +478,9 @@ impl WorkloadIdentity {
             provider: account.issuer.clone(),
             subject: account.subject.clone(),
         };
-        let session_token =
-            Zeroizing::new(self.session_keys.seal(&session).map_err(|_| StsError::Internal)?);
+        let session_token = Zeroizing::new(self.session_keys.seal(&session).map_err(|_| {
+            StsFailure { error: StsError::Internal, caller: Some(Box::new(account.clone())) }
+        })?);
         Ok(IssuedCredentials {
             access_key_id,
             secret_access_key,

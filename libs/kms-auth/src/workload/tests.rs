@@ -90,7 +90,7 @@ fn request(role: &str, token: &str) -> AssumeRoleRequest {
 fn check(request: &AssumeRoleRequest, expected: &str) {
     let got = match workload().assume_role(request, NOW) {
         Ok(c) => format!("ok:{}", c.assumed_role_arn),
-        Err(e) => e.code().to_owned(),
+        Err(e) => e.error.code().to_owned(),
     };
     assert_eq!(got, expected, "{request:?}");
 }
@@ -213,7 +213,8 @@ fn refused_tokens() {
     // The audience message is STS's.
     let err = workload()
         .assume_role(&request(ROLE, &bad(json!({"aud": ["sts.amazonaws.com"]}))), NOW)
-        .unwrap_err();
+        .unwrap_err()
+        .error;
     assert_eq!(err.to_string(), "Incorrect token audience");
     assert_eq!((err.http_status(), err.fault()), (400, "Sender"));
 }
@@ -248,6 +249,8 @@ fn bindings_decide_who_may_assume_what() {
     let err = workload()
         .assume_role(&request(ROLE, &rs256(&sa_claims("payments", "worker"))), NOW)
         .unwrap_err();
+    assert_eq!(err.caller.as_ref().map(|c| c.name.as_str()), Some("worker"));
+    let err = err.error;
     assert_eq!(err.to_string(), "Not authorized to perform sts:AssumeRoleWithWebIdentity");
     assert_eq!(err.http_status(), 403);
 }

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -247,6 +247,10 @@ fn jwks_keys(
         .map_err(|e| config_error(format!("issuer {issuer:?}: the JWKS is not valid: {e}")))?;
     let mut keys = Vec::new();
     for jwk in &set.keys {
+        // A key published for encryption is not a signing key.
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            continue;
+        }
         let algorithm = match &jwk.algorithm {
             AlgorithmParameters::RSA(_) => Algorithm::RS256,
             AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {

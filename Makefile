@@ -33,8 +33,8 @@ run: deps build ## Run nats-server and every service; prints the aws CLI environ
 
 test: deps $(AWS_CLI) test-rust test-cli check-manifests ## Run every test: unit, end-to-end (SDK), the aws CLI scenario, the manifests
 
-test-rust: deps ## Unit tests and the SDK end-to-end tests
-	cargo test --workspace --no-fail-fast
+test-rust: deps $(AWS_CLI) ## Unit tests and the SDK end-to-end tests (the web-identity one runs the aws CLI)
+	AWS_CLI=$(abspath $(AWS_CLI)) cargo test --workspace --no-fail-fast
 
 test-cli: deps $(AWS_CLI) build ## The aws CLI scenario against a running system
 	AWS_CLI=$(abspath $(AWS_CLI)) KMS_SERVER_BIN=$(abspath target/debug/kms-server) bash tests/cli/scenario.sh

@@ -151,4 +151,10 @@ pub enum StoreError {
     /// The same JWT issuer appears twice.
     #[error("JWT issuer {0:?} appears more than once")]
     DuplicateIssuer(String),
+    /// The session key file is malformed (the message never contains key bytes).
+    #[error("session key file: {0}")]
+    InvalidSessionKey(String),
+    /// The workload identity configuration is malformed.
+    #[error("workload identity configuration: {0}")]
+    InvalidWorkloadIdentity(String),
 }

@@ -9,6 +9,11 @@
 //! from the server clock are refused, as AWS does. It also accepts `Authorization: Bearer`
 //! JWTs from configured issuers, for callers that are not AWS SDKs.
 //!
+//! Kubernetes workloads need no long-lived key: `workload` verifies a pod's projected
+//! service-account token and issues role-session credentials for it (the server side of
+//! STS `AssumeRoleWithWebIdentity`), which requests then sign with; the session token
+//! carries the session sealed under a key every gateway holds (`session`).
+//!
 //! The verifier is hand-written because no maintained crate verifies SigV4 on the server
 //! side: the AWS crates (`aws-sigv4`) only sign. It is pinned by AWS's published SigV4 test
 //! suite vectors (see the tests) and kept small enough to review.
@@ -34,12 +39,19 @@ mod authenticator;
 mod error;
 mod identity;
 mod jwt;
+mod session;
 mod sigv4;
 mod store;
+mod workload;
 
 pub use authenticator::Authenticator;
 pub use error::{AuthError, AuthFailure, StoreError};
 pub use identity::{AuthMethod, Identity, SessionContext};
+pub use session::{SealError, SessionKeys};
 pub use store::{
     generate_dev_credentials, AccessKeyEntry, CredentialStore, JwtAlgorithm, JwtIssuerEntry,
+};
+pub use workload::{
+    AssumeRoleRequest, IssuedCredentials, RoleBinding, ServiceAccount, StsError, StsFailure,
+    WorkloadIdentity,
 };

@@ -462,30 +462,40 @@ pub(crate) fn verify<'s>(
         service: Some(auth.service.to_owned()),
     };
 
-    let (time, amz_date) = request_time(parts.headers).map_err(known)?;
+    check_signature(&auth, &entry.secret_access_key, parts, now).map_err(known)?;
+    Ok(Verified { entry, region: auth.region.to_owned(), service: auth.service.to_owned() })
+}
+
+/// Checks the request's time and its signature under `secret`.
+pub(crate) fn check_signature(
+    auth: &ParsedAuthorization<'_>,
+    secret: &str,
+    parts: &RequestParts<'_>,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
+    let (time, amz_date) = request_time(parts.headers)?;
     let amz_day = amz_date.get(..8).unwrap_or_default();
     if auth.scope_date != amz_day {
-        return Err(known(AuthError::InvalidSignature(format!(
+        return Err(AuthError::InvalidSignature(format!(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
             auth.scope_date, amz_day, amz_date
-        ))));
+        )));
     }
-    check_clock(time, now).map_err(known)?;
+    check_clock(time, now)?;
 
-    let creq = canonical_request(parts, &auth.signed_headers).map_err(known)?;
+    let creq = canonical_request(parts, &auth.signed_headers)?;
     let sts = string_to_sign(&amz_date, &auth.scope(), &creq);
-    let expected =
-        signing_key(&entry.secret_access_key, auth.scope_date, auth.region, auth.service)
-            .and_then(|key| hmac(key.as_ref(), sts.as_bytes()))
-            .ok_or_else(|| known(AuthError::signature_mismatch()))?;
+    let expected = signing_key(secret, auth.scope_date, auth.region, auth.service)
+        .and_then(|key| hmac(key.as_ref(), sts.as_bytes()))
+        .ok_or_else(AuthError::signature_mismatch)?;
     let provided = match hex::decode(auth.signature) {
         Ok(bytes) => bytes,
-        Err(_) => return Err(known(AuthError::signature_mismatch())),
+        Err(_) => return Err(AuthError::signature_mismatch()),
     };
     if !bool::from(expected.as_slice().ct_eq(&provided)) {
-        return Err(known(AuthError::signature_mismatch()));
+        return Err(AuthError::signature_mismatch());
     }
-    Ok(Verified { entry, region: auth.region.to_owned(), service: auth.service.to_owned() })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -370,8 +370,9 @@ impl RequestContextBuilder {
 }
 
 /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>` → `arn:aws:iam::<acct>:role/<role>`
-/// (without the role's path, which the session ARN does not carry).
-fn session_role_arn(session_arn: &str) -> Option<String> {
+/// (without the role's path, which the session ARN does not carry); `None` for any other
+/// ARN. The role is whose identity policies apply to the session.
+pub fn session_role_arn(session_arn: &str) -> Option<String> {
     let parsed = SessionArn::parse(session_arn)?;
     Some(format!("arn:{}:iam::{}:role/{}", parsed.partition, parsed.account, parsed.role))
 }
@@ -406,6 +407,17 @@ impl<'a> SessionArn<'a> {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn session_roles() {
+        assert_eq!(
+            session_role_arn("arn:aws:sts::111122223333:assumed-role/App/pod-1").as_deref(),
+            Some("arn:aws:iam::111122223333:role/App")
+        );
+        assert_eq!(session_role_arn("arn:aws:iam::111122223333:role/App"), None);
+        assert_eq!(session_role_arn("arn:aws:iam::111122223333:user/dev"), None);
+        assert_eq!(session_role_arn("arn:aws:sts::111122223333:assumed-role/App"), None);
+    }
 
     #[test]
     fn key_normalisation() {

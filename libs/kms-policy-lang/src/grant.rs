@@ -137,7 +137,7 @@ impl GrantConstraint {
 }
 
 /// Whether this grant allows `principal` to perform `action` (`kms:Decrypt`) with a request
-/// carrying `request_context`.
+/// carrying `request_context`. A grant to a role also serves the role's sessions, as in AWS.
 pub fn grant_allows(
     grant: &GrantTerms<'_>,
     principal: &str,
@@ -145,7 +145,9 @@ pub fn grant_allows(
     request_context: &BTreeMap<String, String>,
 ) -> bool {
     let Some(operation) = grant_operation(action) else { return false };
-    if grant.grantee_principal != principal || !grant.operations.iter().any(|o| o == operation) {
+    let grantee = grant.grantee_principal == principal
+        || crate::context::session_role_arn(principal).as_deref() == Some(grant.grantee_principal);
+    if !grantee || !grant.operations.iter().any(|o| o == operation) {
         return false;
     }
     !CONTEXT_OPERATIONS.contains(&operation) || grant.constraint.holds(request_context)
@@ -213,6 +215,41 @@ mod tests {
         assert!(grantee_is_account("111122223333", "111122223333"));
         assert!(!grantee_is_account("arn:aws:iam::111122223333:root", "444455556666"));
         assert!(!grantee_is_account(ALICE, "111122223333"));
+    }
+
+    #[test]
+    fn a_grant_to_a_role_serves_its_sessions() {
+        let operations = ops(&["Decrypt"]);
+        let role = "arn:aws:iam::111122223333:role/App";
+        let grant = GrantTerms {
+            grantee_principal: role,
+            operations: &operations,
+            constraint: &GrantConstraint::None,
+        };
+        let none = BTreeMap::new();
+        let session = "arn:aws:sts::111122223333:assumed-role/App/pod-1";
+        assert!(grant_allows(&grant, role, "kms:Decrypt", &none));
+        assert!(grant_allows(&grant, session, "kms:Decrypt", &none));
+        assert!(!grant_allows(
+            &grant,
+            "arn:aws:sts::111122223333:assumed-role/Other/pod-1",
+            "kms:Decrypt",
+            &none
+        ));
+        assert!(!grant_allows(
+            &grant,
+            "arn:aws:sts::444455556666:assumed-role/App/pod-1",
+            "kms:Decrypt",
+            &none
+        ));
+        // A grant to one session is that session's only.
+        let grant = GrantTerms { grantee_principal: session, ..grant };
+        assert!(!grant_allows(
+            &grant,
+            "arn:aws:sts::111122223333:assumed-role/App/pod-2",
+            "kms:Decrypt",
+            &none
+        ));
     }
 
     #[test]

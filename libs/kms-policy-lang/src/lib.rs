@@ -65,7 +65,7 @@ mod policy;
 #[cfg(test)]
 mod tests;
 
-pub use context::{PrincipalType, RequestContext, RequestContextBuilder};
+pub use context::{session_role_arn, PrincipalType, RequestContext, RequestContextBuilder};
 pub use error::PolicyError;
 pub use eval::{
     authorize, default_key_policy, evaluate_policy, lockout_safety_check, AllowBasis, AllowScope,

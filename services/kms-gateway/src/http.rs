@@ -1,5 +1,6 @@
 //! The HTTP edge: reads the request, authenticates it, routes it by `X-Amz-Target`,
-//! records it in the audit log and renders the answer or the AWS error shape.
+//! records it in the audit log and renders the answer or the AWS error shape. STS's
+//! form-encoded, unsigned `AssumeRoleWithWebIdentity` goes to `sts` instead.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -118,6 +119,9 @@ async fn handle(
             return kms_error_response(&request_id, &err);
         }
     };
+    if crate::sts::is_sts_request(&headers) {
+        return crate::sts::handle(&app, &headers, peer, &request_id, &body).await;
+    }
     let target = Target::parse(&headers);
     let identity = match app.auth.authenticate(
         &method,

@@ -4,7 +4,9 @@
 //! the services over NATS, and answers only after the call's CloudTrail record is stored
 //! in the `KMS_AUDIT` stream. Every call is authorized by the policy service first. Its
 //! only state is a cache of allow decisions that change announcements clear (`access`);
-//! scale it by replicas.
+//! scale it by replicas. It also answers STS `AssumeRoleWithWebIdentity` for Kubernetes
+//! workloads (`sts`); the temporary credentials carry their session sealed under a key
+//! all replicas share, so any replica accepts them.
 
 mod access;
 mod audit;
@@ -13,6 +15,7 @@ mod cloudtrail;
 mod http;
 mod ops;
 mod params;
+mod sts;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +60,15 @@ pub struct Config {
         value_parser = parse_cidr
     )]
     pub trusted_proxies: Vec<client_ip::Cidr>,
+    /// Workload identity (JSON): Kubernetes token issuers with their JWKS files, and which
+    /// namespace/service account may assume which role through STS
+    /// `AssumeRoleWithWebIdentity`. Needs `--session-key-file`.
+    #[arg(long = "workload-identity-file", env = "KMS_GATEWAY_WORKLOAD_IDENTITY_FILE")]
+    pub workload_identity_file: Option<PathBuf>,
+    /// Keys (64 hex characters per line; the first seals) of role-session tokens; every
+    /// gateway replica needs the same file to accept the temporary credentials.
+    #[arg(long = "session-key-file", env = "KMS_GATEWAY_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
 }
 
 fn parse_cidr(text: &str) -> Result<client_ip::Cidr, String> {
@@ -71,6 +83,8 @@ impl Config {
             default_region: "us-east-1".to_owned(),
             audit_stream_replicas: 1,
             trusted_proxies: Vec::new(),
+            workload_identity_file: None,
+            session_key_file: None,
         }
     }
 }
@@ -83,6 +97,8 @@ pub(crate) struct App {
     default_region: String,
     decisions: Arc<access::DecisionCache>,
     trusted_proxies: Vec<client_ip::Cidr>,
+    /// STS `AssumeRoleWithWebIdentity`, when configured.
+    workload: Option<kms_auth::WorkloadIdentity>,
 }
 
 /// Serves the HTTP API on `listener` until `shutdown` resolves, then lets in-flight
@@ -96,6 +112,31 @@ pub async fn run(
     let store = CredentialStore::load(&config.credentials_file).map_err(|e| {
         anyhow::anyhow!("loading credentials from {}: {e}", config.credentials_file.display())
     })?;
+    let session_keys = config
+        .session_key_file
+        .as_ref()
+        .map(|path| {
+            kms_auth::SessionKeys::load(path)
+                .map_err(|e| anyhow::anyhow!("loading session keys from {}: {e}", path.display()))
+        })
+        .transpose()?;
+    let workload = match (&config.workload_identity_file, &session_keys) {
+        (None, _) => None,
+        (Some(path), Some(keys)) => {
+            Some(kms_auth::WorkloadIdentity::load(path, keys.clone()).map_err(|e| {
+                anyhow::anyhow!("loading workload identity from {}: {e}", path.display())
+            })?)
+        }
+        (Some(_), None) => {
+            anyhow::bail!(
+                "a workload identity file needs a session key file (KMS_GATEWAY_SESSION_KEY_FILE)"
+            )
+        }
+    };
+    let mut auth = Authenticator::new(store);
+    if let Some(keys) = session_keys {
+        auth = auth.with_session_keys(keys);
+    }
     kms_core::Region::parse(&config.default_region)
         .map_err(|e| anyhow::anyhow!("invalid default region: {}", e.message))?;
     kms_bus::ensure_audit_stream(
@@ -107,10 +148,11 @@ pub async fn run(
     let follower = access::follow_changes(bus.client().clone(), decisions.clone()).await?;
     let app = Arc::new(App {
         bus,
-        auth: Authenticator::new(store),
+        auth,
         default_region: config.default_region,
         decisions,
         trusted_proxies: config.trusted_proxies,
+        workload,
     });
     // Spans and kms_gateway_http_* metrics per API request.
     let router = kms_telemetry::http::instrument(http::router(app));

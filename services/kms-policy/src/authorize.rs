@@ -5,9 +5,9 @@
 
 use kms_core::{ErrorCode, KmsError, KmsResult};
 use kms_policy_lang::{
-    authorize, evaluate_policy, grant_allows, grantee_is_account, AuthzDecision, AuthzRequest,
-    Decision, DenyReason, GrantAllowance, GrantTerms, Policy, PolicyKind, PolicySource,
-    PrincipalType, RequestContext,
+    authorize, evaluate_policy, grant_allows, grantee_is_account, session_role_arn, AuthzDecision,
+    AuthzRequest, Decision, DenyReason, GrantAllowance, GrantTerms, Policy, PolicyKind,
+    PolicySource, PrincipalType, RequestContext,
 };
 use kms_proto::v1 as wire;
 
@@ -46,9 +46,11 @@ fn context_of(r: &wire::AuthorizeRequest, c: &wire::CallerContext) -> RequestCon
 }
 
 impl Store {
-    /// The caller's identity policies, and whether any of them tests the time.
+    /// The caller's identity policies, and whether any of them tests the time. A role
+    /// session has its role's, as in IAM.
     fn caller_identity_policies(&self, principal: &str) -> KmsResult<(Vec<Policy>, bool)> {
-        let documents = self.identity_policies_of(principal)?;
+        let role = session_role_arn(principal);
+        let documents = self.identity_policies_of(role.as_deref().unwrap_or(principal))?;
         let timed = documents.iter().any(|d| tests_time(d));
         let policies = documents
             .iter()

@@ -2,8 +2,9 @@
 //! a root key, a credentials file with an access key for a development user in each of
 //! two accounts, identity policies that let those users use KMS (`kms:*`; the default key
 //! policy delegates to them, as in AWS), and an AWS shared config/credentials pair so the
-//! `aws` CLI and SDKs use them against the local gateway. Existing files are kept, so keys
-//! and data survive.
+//! `aws` CLI and SDKs use them against the local gateway, and a key that seals role-session
+//! tokens (STS `AssumeRoleWithWebIdentity`). Existing files are kept, so keys and data
+//! survive.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,8 @@ pub const DEV_SECOND_ACCOUNT: &str = "444455556666";
 pub const DEV_SECOND_PRINCIPAL: &str = "arn:aws:iam::444455556666:user/dev";
 /// The identity-policy bootstrap file under the data directory.
 pub const IDENTITY_POLICIES_FILE: &str = "identity-policies.json";
+/// The role-session sealing key under the data directory.
+pub const SESSION_KEY_FILE: &str = "session-key.hex";
 
 /// Where `dev_init` put things.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct DevSetup {
     pub aws_credentials_file: PathBuf,
     /// Identity policies the policy service attaches at start-up.
     pub identity_policies_file: PathBuf,
+    /// The key that seals role-session tokens (`KMS_GATEWAY_SESSION_KEY_FILE`).
+    pub session_key_file: PathBuf,
 }
 
 impl DevSetup {
@@ -62,7 +67,11 @@ pub fn dev_init(data_dir: &Path, endpoint: &str, region: &str) -> anyhow::Result
         aws_config_file: data_dir.join("aws-config"),
         aws_credentials_file: data_dir.join("aws-credentials"),
         identity_policies_file: data_dir.join(IDENTITY_POLICIES_FILE),
+        session_key_file: data_dir.join(SESSION_KEY_FILE),
     };
+    if !setup.session_key_file.exists() {
+        write_private(&setup.session_key_file, &kms_auth::SessionKeys::generate_hex())?;
+    }
     if !setup.root_key_file.exists() {
         let hex = kms_crypto_core::RootKey::generate_hex();
         write_private(&setup.root_key_file, &hex)?;

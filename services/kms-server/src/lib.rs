@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use dev::{
     dev_init, DevSetup, DEV_ACCOUNT, DEV_PRINCIPAL, DEV_SECOND_ACCOUNT, DEV_SECOND_PRINCIPAL,
-    IDENTITY_POLICIES_FILE,
+    IDENTITY_POLICIES_FILE, SESSION_KEY_FILE,
 };
 
 /// Settings of the whole system, derived from one data directory.
@@ -29,10 +29,11 @@ pub struct AllConfig {
 
 impl AllConfig {
     /// The layout under `data_dir`: one sled directory per service, the root key and
-    /// the credentials file beside them.
+    /// the credentials file beside them (and the session key, when `dev-init` made one).
     pub fn under(data_dir: &Path, root_key_file: PathBuf, credentials_file: PathBuf) -> Self {
         let mut gateway = kms_gateway::Config::for_test(credentials_file);
         gateway.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 4566));
+        gateway.session_key_file = Some(data_dir.join(SESSION_KEY_FILE)).filter(|f| f.exists());
         let mut crypto = kms_crypto::Config::for_test(data_dir.join("crypto"), String::new());
         crypto.root_key_hex = None;
         crypto.root_key_file = Some(root_key_file);

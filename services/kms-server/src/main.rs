@@ -49,6 +49,13 @@ enum Command {
         /// when unset. Callers authenticate with the credentials file's JWT issuers.
         #[arg(long, env = "KMS_AUDIT_GRPC_LISTEN")]
         audit_grpc_listen: Option<std::net::SocketAddr>,
+        /// Workload identity: Kubernetes token issuers and role bindings for STS
+        /// `AssumeRoleWithWebIdentity` (see the README); off when unset.
+        #[arg(long, env = "KMS_GATEWAY_WORKLOAD_IDENTITY_FILE")]
+        workload_identity_file: Option<PathBuf>,
+        /// Role-session sealing keys; default `<data-dir>/session-key.hex` when present.
+        #[arg(long, env = "KMS_GATEWAY_SESSION_KEY_FILE")]
+        session_key_file: Option<PathBuf>,
     },
 }
 
@@ -71,6 +78,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                 aws_config_file: absolute(setup.aws_config_file),
                 aws_credentials_file: absolute(setup.aws_credentials_file),
                 identity_policies_file: absolute(setup.identity_policies_file),
+                session_key_file: absolute(setup.session_key_file),
             };
             std::io::stdout().write_all(setup.env_lines(&endpoint, &region).as_bytes())?;
             Ok(())
@@ -84,6 +92,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
             root_key_file,
             credentials_file,
             audit_grpc_listen,
+            workload_identity_file,
+            session_key_file,
         } => {
             let credentials_file =
                 credentials_file.unwrap_or_else(|| data_dir.join("credentials.json"));
@@ -96,6 +106,10 @@ async fn command(command: Command) -> anyhow::Result<()> {
             config.audit.credentials_file = Some(credentials_file);
             config.gateway.listen = listen;
             config.gateway.default_region = default_region;
+            config.gateway.workload_identity_file = workload_identity_file;
+            if session_key_file.is_some() {
+                config.gateway.session_key_file = session_key_file;
+            }
             config.metadata.scheduler_interval_ms = 60_000;
             let bus = nats.connect("kms-server", std::time::Duration::from_secs(5)).await?;
             let readiness = kms_health::Readiness::new()

@@ -89,7 +89,7 @@ fn alice(issuer: &str, region: Option<&str>) -> Identity {
 
 /// What a case should give: the identity, or the error kind with a message fragment.
 enum Expect {
-    Ok(Identity),
+    Ok(Box<Identity>),
     Invalid(&'static str),
     Expired,
     Unrecognized,
@@ -98,7 +98,7 @@ enum Expect {
 fn check(name: &str, token: &str, expected: Expect) {
     let got = verify(&store(), token, NOW);
     match (expected, got) {
-        (Expect::Ok(identity), Ok(got)) => assert_eq!(got, identity, "{name}"),
+        (Expect::Ok(identity), Ok(got)) => assert_eq!(got, *identity, "{name}"),
         (Expect::Invalid(fragment), Err(AuthFailure { error: AuthError::InvalidToken(m), .. })) => {
             assert!(m.contains(fragment), "{name}: {m:?} lacks {fragment:?}");
         }
@@ -116,36 +116,36 @@ fn check(name: &str, token: &str, expected: Expect) {
 #[test]
 fn hs256_cases() {
     let now = NOW.unix_timestamp();
-    check("valid", &hs256(&claims(json!({}))), Expect::Ok(alice(HS_ISSUER, None)));
+    check("valid", &hs256(&claims(json!({}))), Expect::Ok(Box::new(alice(HS_ISSUER, None))));
     check(
         "valid with region",
         &hs256(&claims(json!({"region": "eu-west-1"}))),
-        Expect::Ok(alice(HS_ISSUER, Some("eu-west-1"))),
+        Expect::Ok(Box::new(alice(HS_ISSUER, Some("eu-west-1")))),
     );
     check(
         "audience list containing ours",
         &hs256(&claims(json!({"aud": ["other", "kms"]}))),
-        Expect::Ok(alice(HS_ISSUER, None)),
+        Expect::Ok(Box::new(alice(HS_ISSUER, None))),
     );
     check(
         "principal already an ARN",
         &hs256(&claims(json!({"sub": "arn:aws:iam::111122223333:role/team/app"}))),
-        Expect::Ok(Identity {
+        Expect::Ok(Box::new(Identity {
             principal_arn: "arn:aws:iam::111122223333:role/team/app".to_owned(),
             user_name: "app".to_owned(),
             ..alice(HS_ISSUER, None)
-        }),
+        })),
     );
     check(
         "expired within leeway",
         &hs256(&claims(json!({"exp": now - 60}))),
-        Expect::Ok(alice(HS_ISSUER, None)),
+        Expect::Ok(Box::new(alice(HS_ISSUER, None))),
     );
     check("expired", &hs256(&claims(json!({"exp": now - 61}))), Expect::Expired);
     check(
         "nbf within leeway",
         &hs256(&claims(json!({"nbf": now + 60}))),
-        Expect::Ok(alice(HS_ISSUER, None)),
+        Expect::Ok(Box::new(alice(HS_ISSUER, None))),
     );
     check(
         "nbf in the future",
@@ -232,7 +232,7 @@ fn principal_tags_come_from_their_claim() {
     check(
         "principal_tags",
         &hs256(&claims(json!({"principal_tags": {"team": "payments"}}))),
-        Expect::Ok(tagged),
+        Expect::Ok(Box::new(tagged)),
     );
     check(
         "principal_tags not an object",
@@ -259,7 +259,7 @@ fn rs256_issuer() {
     let key = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
     let token =
         encode(&Header::new(Algorithm::RS256), &claims(json!({"iss": RS_ISSUER})), &key).unwrap();
-    check("rs256 valid", &token, Expect::Ok(alice(RS_ISSUER, None)));
+    check("rs256 valid", &token, Expect::Ok(Box::new(alice(RS_ISSUER, None))));
 
     // Algorithm confusion: HS256 keyed with the public key must not pass.
     let confused = encode(
@@ -280,7 +280,7 @@ fn es256_issuer() {
     let key = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap();
     let token =
         encode(&Header::new(Algorithm::ES256), &claims(json!({"iss": ES_ISSUER})), &key).unwrap();
-    check("es256 valid", &token, Expect::Ok(alice(ES_ISSUER, None)));
+    check("es256 valid", &token, Expect::Ok(Box::new(alice(ES_ISSUER, None))));
     let mut tampered = token.clone();
     let payload_start = tampered.find('.').unwrap() + 1;
     let other = claims(json!({"iss": ES_ISSUER, "sub": "mallory"}));
@@ -315,7 +315,7 @@ fn custom_claim_names() {
     check(
         "custom claims",
         &token,
-        Expect::Ok(Identity {
+        Expect::Ok(Box::new(Identity {
             account_id: "444455556666".to_owned(),
             principal_arn: "arn:aws:iam::444455556666:user/alice@example.com".to_owned(),
             user_name: "alice@example.com".to_owned(),
@@ -326,7 +326,7 @@ fn custom_claim_names() {
             method: AuthMethod::Jwt { issuer: CUSTOM_ISSUER.to_owned() },
             principal_tags: Default::default(),
             session: None,
-        }),
+        })),
     );
 }
 

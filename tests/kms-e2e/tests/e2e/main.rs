@@ -27,3 +27,4 @@ mod mac;
 mod managed;
 mod policies;
 mod tenancy;
+mod web_identity;

@@ -40,6 +40,8 @@ pub(crate) struct Sandbox {
     running: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
     /// A second audit service the test starts and stops on its own (see `start_audit`).
     extra_audit: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+    /// The gateway's workload identity configuration, when a test gives one.
+    workload_identity_file: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -51,6 +53,15 @@ impl Sandbox {
     /// admin principals).
     pub(crate) async fn start_with(
         credentials: impl FnOnce(&CredentialStore) -> CredentialStore,
+    ) -> Self {
+        Self::start_configured(credentials, None).await
+    }
+
+    /// Starts with the dev credentials rewritten by `credentials` and, when given, the
+    /// gateway's workload identity configuration (STS `AssumeRoleWithWebIdentity`).
+    async fn start_configured(
+        credentials: impl FnOnce(&CredentialStore) -> CredentialStore,
+        workload_identity: Option<serde_json::Value>,
     ) -> Self {
         if std::env::var_os("KMS_E2E_LOG").is_some() {
             // Service logs on stderr, for debugging a failing test (RUST_LOG filters).
@@ -81,7 +92,13 @@ impl Sandbox {
             clock: kms_core::ManualClock::starting_now(),
             running: None,
             extra_audit: None,
+            workload_identity_file: None,
         };
+        if let Some(config) = workload_identity {
+            let path = sandbox.data.path().join("workload-identity.json");
+            std::fs::write(&path, config.to_string()).expect("write workload identity");
+            sandbox.workload_identity_file = Some(path);
+        }
         sandbox.launch().await;
         sandbox
     }
@@ -89,21 +106,36 @@ impl Sandbox {
     /// Starts with extra SigV4 users (principal ARNs; no identity policies attached) and
     /// a platform operator (`OPERATOR`) who may call the admin API (`admin`).
     pub(crate) async fn start_with_users(principals: &[&str]) -> Self {
-        Self::start_with(|store| {
-            let mut keys = store.access_keys().to_vec();
-            for principal in principals {
-                let account = principal.split(':').nth(4).expect("account in the ARN");
-                keys.push(kms_auth::generate_dev_credentials(account, principal));
-            }
-            let issuer = kms_auth::JwtIssuerEntry::hmac(
-                OPERATOR_ISSUER,
-                "kms",
-                kms_auth::JwtAlgorithm::HS256,
-                zeroize::Zeroizing::new(OPERATOR_SECRET.to_owned()),
-            );
-            CredentialStore::new(keys, vec![issuer], vec![OPERATOR.to_owned()])
-                .expect("credentials")
-        })
+        Self::start_with_users_and(principals, None).await
+    }
+
+    /// Like `start_with_users`, with the gateway's workload identity configuration.
+    pub(crate) async fn start_with_workload_identity(config: serde_json::Value) -> Self {
+        Self::start_with_users_and(&[], Some(config)).await
+    }
+
+    async fn start_with_users_and(
+        principals: &[&str],
+        workload_identity: Option<serde_json::Value>,
+    ) -> Self {
+        Self::start_configured(
+            |store| {
+                let mut keys = store.access_keys().to_vec();
+                for principal in principals {
+                    let account = principal.split(':').nth(4).expect("account in the ARN");
+                    keys.push(kms_auth::generate_dev_credentials(account, principal));
+                }
+                let issuer = kms_auth::JwtIssuerEntry::hmac(
+                    OPERATOR_ISSUER,
+                    "kms",
+                    kms_auth::JwtAlgorithm::HS256,
+                    zeroize::Zeroizing::new(OPERATOR_SECRET.to_owned()),
+                );
+                CredentialStore::new(keys, vec![issuer], vec![OPERATOR.to_owned()])
+                    .expect("credentials")
+            },
+            workload_identity,
+        )
         .await
     }
 
@@ -251,6 +283,7 @@ impl Sandbox {
             self.data.path().join("credentials.json"),
         );
         config.run_audit = with_audit;
+        config.gateway.workload_identity_file = self.workload_identity_file.clone();
         let bus = kms_bus::Bus::connect(&self.nats.url(), Duration::from_secs(5))
             .await
             .expect("bus connects");

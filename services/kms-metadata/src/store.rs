@@ -6,6 +6,7 @@
 //! Writes are serialised by one lock (read-modify-write of a record must not interleave)
 //! and flushed before the caller is answered.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use kms_bus::{key_from_wire, key_to_wire};
@@ -25,6 +26,9 @@ pub(crate) struct MetadataStore {
     keys: sled::Tree,
     key_index: sled::Tree,
     aliases: sled::Tree,
+    /// Alias names by target key id (for `kms:ResourceAliases`), derived from `aliases`
+    /// at open and kept in step by every alias write.
+    aliases_of_key: std::sync::RwLock<HashMap<String, BTreeSet<String>>>,
     write_lock: Mutex<()>,
     clock: Arc<dyn Clock>,
 }
@@ -46,14 +50,47 @@ impl MetadataStore {
     pub(crate) fn open(dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let db = sled::open(dir)
             .map_err(|e| anyhow::anyhow!("opening metadata store at {}: {e}", dir.display()))?;
+        let aliases = db.open_tree("aliases")?;
+        let mut aliases_of_key: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for entry in &aliases {
+            let (_, v) = entry?;
+            let alias = wire::AliasEntry::decode(v.as_ref())?;
+            aliases_of_key.entry(alias.target_key_id).or_default().insert(alias.alias_name);
+        }
         Ok(Self {
             keys: db.open_tree("keys")?,
             key_index: db.open_tree("key_index")?,
-            aliases: db.open_tree("aliases")?,
+            aliases,
+            aliases_of_key: std::sync::RwLock::new(aliases_of_key),
             db,
             write_lock: Mutex::new(()),
             clock,
         })
+    }
+
+    /// Records that `alias_name` now points at `to` (and no longer at `from`).
+    fn move_alias(&self, alias_name: &str, from: Option<&str>, to: Option<&str>) {
+        let mut map =
+            self.aliases_of_key.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(from) = from {
+            if let Some(names) = map.get_mut(from) {
+                names.remove(alias_name);
+                if names.is_empty() {
+                    map.remove(from);
+                }
+            }
+        }
+        if let Some(to) = to {
+            map.entry(to.to_owned()).or_default().insert(alias_name.to_owned());
+        }
+    }
+
+    /// A key record as ResolveKey answers it: with its alias names.
+    fn with_alias_names(&self, mut key: wire::KeyRecord) -> wire::KeyRecord {
+        let map = self.aliases_of_key.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        key.alias_names =
+            map.get(&key.key_id).map(|n| n.iter().cloned().collect()).unwrap_or_default();
+        key
     }
 
     async fn flush(&self) -> KmsResult<()> {
@@ -138,6 +175,9 @@ impl MetadataStore {
                 internal(format!("{e:?}"))
             })?;
         self.flush().await?;
+        if managed_alias.is_some() {
+            self.move_alias(&r.managed_alias, None, Some(&key.key_id));
+        }
         Ok(wire::KeyResponse { key: Some(key) })
     }
 
@@ -153,7 +193,7 @@ impl MetadataStore {
         } else {
             self.resolve(c, &r.key_ref, r.cross_account)?
         };
-        Ok(wire::KeyResponse { key: Some(key) })
+        Ok(wire::KeyResponse { key: Some(self.with_alias_names(key)) })
     }
 
     fn resolve(
@@ -306,6 +346,7 @@ impl MetadataStore {
             .insert(Self::alias_key(c, &r.alias_name).as_bytes(), alias.encode_to_vec())
             .map_err(internal)?;
         self.flush().await?;
+        self.move_alias(&alias.alias_name, None, Some(&alias.target_key_id));
         Ok(wire::AliasResponse { alias: Some(alias) })
     }
 
@@ -319,12 +360,13 @@ impl MetadataStore {
             .load_alias(c, &r.alias_name)?
             .ok_or_else(|| alias_not_found(&alias_arn(&c.region, &c.account, &r.alias_name)))?;
         self.alias_target(c, &r.target_key_id)?;
-        alias.target_key_id = r.target_key_id;
+        let previous = std::mem::replace(&mut alias.target_key_id, r.target_key_id);
         alias.last_updated_date_ms = self.clock.now_ms();
         self.aliases
             .insert(Self::alias_key(c, &r.alias_name).as_bytes(), alias.encode_to_vec())
             .map_err(internal)?;
         self.flush().await?;
+        self.move_alias(&alias.alias_name, Some(&previous), Some(&alias.target_key_id));
         Ok(wire::AliasResponse { alias: Some(alias) })
     }
 
@@ -339,6 +381,7 @@ impl MetadataStore {
             .ok_or_else(|| alias_not_found(&alias_arn(&c.region, &c.account, &r.alias_name)))?;
         self.aliases.remove(Self::alias_key(c, &r.alias_name).as_bytes()).map_err(internal)?;
         self.flush().await?;
+        self.move_alias(&alias.alias_name, Some(&alias.target_key_id), None);
         Ok(wire::AliasResponse { alias: Some(alias) })
     }
 
@@ -592,6 +635,10 @@ impl MetadataStore {
                 internal(format!("{e:?}"))
             })?;
         self.flush().await?;
+        self.aliases_of_key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key_id);
         Ok(true)
     }
 }

@@ -170,6 +170,13 @@ impl Call<'_> {
             for tag in &k.tags {
                 add(&format!("aws:ResourceTag/{}", tag.key), &tag.value);
             }
+            // Multi-valued (ForAnyValue/ForAllValues): the aliases the key has now. Being
+            // part of the request, they also key the decision cache.
+            conditions.push(wire::ConditionValues {
+                key: "kms:ResourceAliases".to_owned(),
+                values: k.alias_names.clone(),
+                multi_valued: true,
+            });
         }
         let request = wire::AuthorizeRequest {
             caller: self.caller(),

@@ -163,6 +163,47 @@ async fn aliases_resolve_move_and_delete() {
     assert_eq!(err.code, ErrorCode::NotFound);
 }
 
+/// ResolveKey names the key's aliases (`kms:ResourceAliases`), also after a reopen.
+#[tokio::test]
+async fn resolved_keys_carry_their_alias_names_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = |store: &MetadataStore, key: &str| {
+        store
+            .resolve_key(wire::ResolveKeyRequest {
+                caller: ctx(A, "us-east-1"),
+                key_ref: key.into(),
+                ..Default::default()
+            })
+            .unwrap()
+            .key
+            .unwrap()
+            .alias_names
+    };
+    let (k1, k2) = {
+        let store = MetadataStore::open(dir.path(), Arc::new(kms_core::SystemClock)).unwrap();
+        let k1 = create(&store, A, "us-east-1").await;
+        let k2 = create(&store, A, "us-east-1").await;
+        let alias = |name: &str, target: &str| wire::AliasRequest {
+            caller: ctx(A, "us-east-1"),
+            alias_name: name.into(),
+            target_key_id: target.into(),
+        };
+        store.create_alias(alias("alias/b", &k1)).await.unwrap();
+        store.create_alias(alias("alias/a", &k1)).await.unwrap();
+        store.create_alias(alias("alias/moved", &k1)).await.unwrap();
+        store.update_alias(alias("alias/moved", &k2)).await.unwrap();
+        store.create_alias(alias("alias/gone", &k2)).await.unwrap();
+        store.delete_alias(alias("alias/gone", "")).await.unwrap();
+        assert_eq!(names(&store, &k1), ["alias/a", "alias/b"]);
+        assert_eq!(names(&store, &k2), ["alias/moved"]);
+        (k1, k2)
+    };
+    let store = MetadataStore::open(dir.path(), Arc::new(kms_core::SystemClock)).unwrap();
+    assert_eq!(names(&store, &k1), ["alias/a", "alias/b"]);
+    assert_eq!(names(&store, &k2), ["alias/moved"]);
+    assert_eq!(names(&store, "alias/a"), ["alias/a", "alias/b"], "also when resolved by alias");
+}
+
 #[tokio::test]
 async fn list_keys_pages_without_gaps_or_duplicates() {
     let (_d, store) = open();

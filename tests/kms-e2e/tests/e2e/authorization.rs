@@ -429,6 +429,44 @@ async fn grants_allow_what_they_say_until_revoked() {
         .expect("the grant lets the other account's user encrypt");
 }
 
+/// `kms:ResourceAliases` is the key's aliases at the time of the call: creating, moving
+/// or deleting an alias changes what the policy allows on the very next call.
+#[tokio::test]
+async fn resource_aliases_follow_the_keys_aliases() {
+    let sb = Sandbox::start_with_users(&[APP]).await;
+    let (dev, app) = (sb.kms(ACCOUNT_A), sb.kms_as(APP));
+    let key = sb.create_key(ACCOUNT_A).await;
+    let other = sb.create_key(ACCOUNT_A).await;
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "owner", "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT_A}:root")},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "finance keys", "Effect": "Allow", "Principal": {"AWS": APP},
+         "Action": "kms:Encrypt", "Resource": "*",
+         "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/finance-*"}}}]});
+    dev.put_key_policy().key_id(&key).policy(policy.to_string()).send().await.unwrap();
+    let encrypt = || app.encrypt().key_id(&key).plaintext(Blob::new(b"q3".to_vec())).send();
+    assert_eq!(error_code(encrypt().await), "AccessDeniedException", "no alias yet");
+
+    dev.create_alias()
+        .alias_name("alias/finance-reports")
+        .target_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    encrypt().await.expect("the key now has a finance alias");
+    dev.update_alias()
+        .alias_name("alias/finance-reports")
+        .target_key_id(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(encrypt().await), "AccessDeniedException", "the alias moved away");
+    dev.create_alias().alias_name("alias/finance-2027").target_key_id(&key).send().await.unwrap();
+    encrypt().await.expect("another finance alias");
+    dev.delete_alias().alias_name("alias/finance-2027").send().await.unwrap();
+    assert_eq!(error_code(encrypt().await), "AccessDeniedException", "the alias is gone");
+}
+
 #[tokio::test]
 async fn principal_tags_reach_policy_conditions() {
     let sb = Sandbox::start_with_users(&[]).await;

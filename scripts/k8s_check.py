@@ -4,8 +4,9 @@ pod locked down (non-root, read-only root, no capabilities, seccomp RuntimeDefau
 service-account token), probes on the real health endpoints, requests and limits, volumes
 for the stateful services, NetworkPolicies that let only the gateway be reached and the
 services reach only NATS, PodDisruptionBudgets, the gateway's HPA, a 3-node NATS with
-JetStream and the audit stream replicated 3 ways, and each service connecting as its
-own NATS user from deploy/nats/permissions.json.
+JetStream and the audit stream replicated 3 ways, each service connecting as its own
+NATS user from deploy/nats/permissions.json, and alerting rules (when rendered) that are
+deploy/prometheus/kms-rules.yaml.
 
     scripts/k8s_check.py [--secrets-provided] RENDERED.yaml...
 
@@ -156,6 +157,15 @@ def main(argv):
     for rule in (services_policy[0]["spec"].get("ingress", []) if services_policy else []):
         f.check([x["port"] for x in rule.get("ports", [])] == [8081],
                 "nothing reaches the services but a metrics scrape of their health port")
+
+    # Alerting rules: exactly deploy/prometheus/kms-rules.yaml (which promtool checks
+    # and tests), with an alert for each thing the chart promises to watch.
+    rules_source = yaml.safe_load((ROOT / "deploy/prometheus/kms-rules.yaml").read_text())
+    for name, rule in by_kind.get("PrometheusRule", {}).items():
+        f.check(rule["spec"] == rules_source, f"PrometheusRule/{name}: the rules of deploy/prometheus/kms-rules.yaml")
+        alerts = {r.get("alert") for g in rule["spec"].get("groups", []) for r in g.get("rules", [])}
+        for alert in ("KmsDecryptFailureSpike", "KmsKeyPendingDeletionInUse", "KmsAuditLag"):
+            f.check(alert in alerts, f"PrometheusRule/{name}: alert {alert}")
 
     # Secrets referenced are provided (dev) or listed (prod).
     referenced = set()

@@ -1,6 +1,11 @@
 //! Test sandbox pieces: a real `nats-server` with JetStream on a free port and a
-//! temporary store directory, killed when dropped. Tests wait for readiness; nothing
-//! sleeps for a fixed time.
+//! temporary store directory (or a 3-node cluster), and a real Prometheus scraping and
+//! alerting ([`Prometheus`]), each killed when dropped. Tests wait for readiness;
+//! nothing sleeps for a fixed time.
+
+mod prometheus;
+
+pub use prometheus::{Prometheus, Sample};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

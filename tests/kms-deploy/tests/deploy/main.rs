@@ -1,7 +1,8 @@
 //! Deployment tests, one binary: the NATS subject permissions enforced by a real 3-node
 //! cluster (`permissions`), the real services working under their own NATS users
-//! (`services`), the rendered configuration in step with the matrix (`rendered`), and
-//! the services' metrics and traces (`observability`).
+//! (`services`), the rendered configuration in step with the matrix (`rendered`),
+//! the services' metrics and traces (`observability`), and a real Prometheus scraping
+//! them and evaluating the alerting rules (`prometheus`).
 
 #![allow(
     clippy::unwrap_used,
@@ -12,5 +13,6 @@
 
 mod observability;
 mod permissions;
+mod prometheus;
 mod rendered;
 mod services;

@@ -47,6 +47,11 @@ step "helm lint --strict"
 step "render"
 "$HELM" template kms helm/kms > "$OUT/chart-default.yaml"
 "$HELM" template kms helm/kms -n kms -f helm/kms/ci/all-features-values.yaml > "$OUT/chart-all-features.yaml"
+# Traces to an https collector given by its peers: egress on 443, the endpoint's port.
+"$HELM" template kms helm/kms -n kms --set otlp.endpoint=https://otel-collector.observability \
+  --set 'otlp.egressTo[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=observability' \
+  > "$OUT/chart-otlp-https.yaml"
+grep -q 'port: 443}' "$OUT/chart-otlp-https.yaml" || { echo "no egress on the https collector's port 443" >&2; exit 1; }
 overlays=()
 if command -v kubectl >/dev/null; then
   for o in dev prod; do
@@ -81,6 +86,7 @@ step "assertions (scripts/k8s_check.py)"
 "$VENV/bin/python" -c 'import yaml' 2>/dev/null || "$VENV/bin/pip" install --quiet pyyaml
 "$VENV/bin/python" scripts/k8s_check.py "$OUT/chart-default.yaml"
 "$VENV/bin/python" scripts/k8s_check.py "$OUT/chart-all-features.yaml"
+"$VENV/bin/python" scripts/k8s_check.py "$OUT/chart-otlp-https.yaml"
 "$VENV/bin/python" scripts/k8s_check.py --secrets-provided "$OUT/kustomize-dev.yaml"
 "$VENV/bin/python" scripts/k8s_check.py "$OUT/kustomize-prod.yaml"
 echo

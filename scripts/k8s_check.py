@@ -3,7 +3,8 @@
 pod locked down (non-root, read-only root, no capabilities, seccomp RuntimeDefault, no
 service-account token), probes on the real health endpoints, requests and limits, volumes
 for the stateful services, NetworkPolicies that let only the gateway be reached and the
-services reach only NATS, PodDisruptionBudgets, the gateway's HPA, a 3-node NATS with
+services reach only NATS (and the OTLP collector, on its endpoint's port, when traces
+are exported), PodDisruptionBudgets, the gateway's HPA, a 3-node NATS with
 JetStream and the audit stream replicated 3 ways, each service connecting as its own
 NATS user from deploy/nats/permissions.json, and alerting rules (when rendered) that are
 deploy/prometheus/kms-rules.yaml.
@@ -16,6 +17,7 @@ With --secrets-provided, the Secrets the manifests reference must be among them.
 import json
 import pathlib
 import sys
+import urllib.parse
 
 import yaml
 
@@ -64,6 +66,12 @@ def check_pod(f, name, pod, kind_replicas, service_accounts):
         for probe in ("livenessProbe", "readinessProbe"):
             port = c.get(probe, {}).get("httpGet", {}).get("port")
             f.check(port in ports or isinstance(port, int), f"{cname}: {probe} port {port} is a container port")
+
+
+def otlp_endpoint_port(endpoint):
+    """The port an OTLP exporter connects to: the URL's own, or its scheme's."""
+    url = urllib.parse.urlsplit(endpoint)
+    return url.port or (443 if url.scheme == "https" else 80)
 
 
 def main(argv):
@@ -144,14 +152,30 @@ def main(argv):
     deny = [p for p in policies if not p["spec"].get("ingress") and not p["spec"].get("egress")
             and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}]
     f.check(bool(deny), "a default-deny NetworkPolicy")
+    # With traces exported, the gateway's and the services' policies also let them reach
+    # the collector, on the port of the endpoint they are given.
+    endpoints = {env_of(c)["OTEL_EXPORTER_OTLP_ENDPOINT"].get("value")
+                 for w in workloads.values() if component(w) in SERVICES
+                 for c in w["spec"]["template"]["spec"]["containers"]
+                 if "OTEL_EXPORTER_OTLP_ENDPOINT" in env_of(c)}
+    f.check(len(endpoints) <= 1, f"one OTLP endpoint for every service ({endpoints})")
+    otlp_port = otlp_endpoint_port(next(iter(endpoints))) if endpoints else None
+    exporters = [p for p in policies if p["metadata"]["name"].endswith(("-gateway", "-services"))]
     for p in policies:
+        name = p["metadata"]["name"]
         for rule in p["spec"].get("ingress", []):
             if "from" not in rule:
                 f.check(component(p) == "gateway" and [x["port"] for x in rule.get("ports", [])] == [4566],
-                        f"{p['metadata']['name']}: only the gateway's API port is open to all")
+                        f"{name}: only the gateway's API port is open to all")
+        allowed = {4222, 6222, 53} | ({otlp_port} if otlp_port and p in exporters else set())
         for rule in p["spec"].get("egress", []):
             ports = {x["port"] for x in rule.get("ports", [])}
-            f.check(ports <= {4222, 6222, 53}, f"{p['metadata']['name']}: egress only to NATS and DNS ({ports})")
+            f.check(ports <= allowed, f"{name}: egress only to NATS, DNS and the OTLP collector ({ports})")
+    if otlp_port:
+        f.check(len(exporters) == 2, "NetworkPolicies for the gateway and the services")
+        for p in exporters:
+            f.check(any([x["port"] for x in rule.get("ports", [])] == [otlp_port] for rule in p["spec"].get("egress", [])),
+                    f"{p['metadata']['name']}: egress to the OTLP collector on port {otlp_port}")
     services_policy = [p for p in policies if p["metadata"]["name"].endswith("-services")]
     f.check(bool(services_policy), "a NetworkPolicy for the services")
     for rule in (services_policy[0]["spec"].get("ingress", []) if services_policy else []):

@@ -5,7 +5,7 @@ service-account token), probes on the real health endpoints, requests and limits
 for the stateful services, NetworkPolicies that let only the gateway be reached and the
 services reach only NATS (and the OTLP collector, on its endpoint's port, when traces
 are exported), PodDisruptionBudgets, the gateway's HPA, a 3-node NATS with
-JetStream and the audit stream replicated 3 ways, each service connecting as its own
+JetStream, authenticated routes and the audit stream replicated 3 ways, each service connecting as its own
 NATS user from deploy/nats/permissions.json, and alerting rules (when rendered) that are
 deploy/prometheus/kms-rules.yaml.
 
@@ -127,6 +127,21 @@ def main(argv):
             text = conf["data"]["nats.conf"]
             f.check("jetstream" in text and "store_dir" in text, "JetStream with a store directory")
             f.check("include ./auth.conf" in text, "NATS includes the authorization block")
+            # Routes authenticate: the cluster block requires the route user's password,
+            # and every route URL is one the pod builds with that password (over TLS when
+            # client connections are).
+            cluster = text[text.index("cluster {"):] if "cluster {" in text else ""
+            f.check("authorization {" in cluster and "password: $KMS_NATS_ROUTE_PASSWORD" in cluster,
+                    "NATS routes require the route password")
+            pod = nats["spec"]["template"]["spec"]
+            env = env_of(pod["containers"][0])
+            f.check("secretKeyRef" in env.get("KMS_NATS_ROUTE_PASSWORD", {}).get("valueFrom", {}),
+                    "the NATS route password comes from a Secret")
+            for i in range(nats["spec"].get("replicas", 0)):
+                f.check(f"$KMS_NATS_ROUTE_{i}" in cluster, f"NATS route {i} in the cluster block")
+                f.check("$(KMS_NATS_ROUTE_PASSWORD)@" in env.get(f"KMS_NATS_ROUTE_{i}", {}).get("value", ""),
+                        f"NATS route {i} carries the route credentials")
+            f.check(text.count("tls {") in (0, 2), "TLS for both clients and routes, or for neither")
             auth = conf["data"]["auth.conf"]
             for user in matrix["users"]:
                 for entry in user["publish"] + user["subscribe"]:
@@ -206,6 +221,14 @@ def main(argv):
     if secrets_provided:
         for name in sorted(referenced):
             f.check(name in by_kind.get("Secret", {}), f"secret {name} is provided")
+        for w in workloads.values():
+            for c in w["spec"]["template"]["spec"]["containers"]:
+                for e in c.get("env", []):
+                    ref = e.get("valueFrom", {}).get("secretKeyRef")
+                    secret = by_kind.get("Secret", {}).get(ref["name"]) if ref else None
+                    if secret:
+                        keys = set(secret.get("data", {})) | set(secret.get("stringData", {}))
+                        f.check(ref["key"] in keys, f"secret {ref['name']} has the key {ref['key']}")
     for line in f:
         print(f"FAIL {line}")
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))

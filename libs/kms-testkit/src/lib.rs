@@ -183,12 +183,17 @@ impl NatsCluster {
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating a temp dir for the nats cluster")?;
         let cluster_ports = free_ports(nodes)?;
+        // The route credentials reach each node as the chart passes them: the password
+        // and the route URLs in the environment, the configuration naming the variables.
         let route_password = random_hex(16)?;
-        let routes = cluster_ports
-            .iter()
-            .map(|p| format!("\"nats-route://{ROUTE_USER}:{route_password}@127.0.0.1:{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut route_env = vec![("KMS_NATS_ROUTE_PASSWORD".to_owned(), route_password.clone())];
+        let mut routes = Vec::new();
+        for (i, p) in cluster_ports.iter().enumerate() {
+            let url = format!("nats-route://{ROUTE_USER}:{route_password}@127.0.0.1:{p}");
+            route_env.push((format!("KMS_NATS_ROUTE_{i}"), url));
+            routes.push(format!("$KMS_NATS_ROUTE_{i}"));
+        }
+        let routes = routes.join(", ");
         let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
         let mut children = Vec::new();
         let mut ports_dirs = Vec::new();
@@ -201,7 +206,7 @@ impl NatsCluster {
                 "server_name: n{i}\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\n\
                  jetstream {{ store_dir: {store:?} }}\n\
                  cluster {{ name: kms-test, listen: \"127.0.0.1:{cluster_port}\", routes: [{routes}],\n\
-                   authorization {{ user: {ROUTE_USER}, password: \"{route_password}\" }} }}\n\
+                   authorization {{ user: {ROUTE_USER}, password: $KMS_NATS_ROUTE_PASSWORD }} }}\n\
                  include ./include.conf\n",
                 store = node.join("jetstream").display().to_string(),
             );
@@ -212,7 +217,7 @@ impl NatsCluster {
                 .arg(&config_path)
                 .arg("--ports_file_dir")
                 .arg(&ports_dir)
-                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .envs(env.iter().chain(&route_env).map(|(k, v)| (k.as_str(), v.as_str())))
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(node.join("server.log"))?)
                 .kill_on_drop(true)

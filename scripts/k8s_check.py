@@ -221,14 +221,15 @@ def main(argv):
     if secrets_provided:
         for name in sorted(referenced):
             f.check(name in by_kind.get("Secret", {}), f"secret {name} is provided")
-        for w in workloads.values():
-            for c in w["spec"]["template"]["spec"]["containers"]:
-                for e in c.get("env", []):
-                    ref = e.get("valueFrom", {}).get("secretKeyRef")
-                    secret = by_kind.get("Secret", {}).get(ref["name"]) if ref else None
-                    if secret:
-                        keys = set(secret.get("data", {})) | set(secret.get("stringData", {}))
-                        f.check(ref["key"] in keys, f"secret {ref['name']} has the key {ref['key']}")
+    # A Secret that is among the manifests has every key the pods take from it.
+    for w in workloads.values():
+        for c in w["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                secret = by_kind.get("Secret", {}).get(ref["name"]) if ref else None
+                if secret:
+                    keys = set(secret.get("data", {})) | set(secret.get("stringData", {}))
+                    f.check(ref["key"] in keys, f"secret {ref['name']} has the key {ref['key']}")
     for line in f:
         print(f"FAIL {line}")
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))

@@ -163,12 +163,23 @@ impl NatsCluster {
         include: &str,
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
+        Self::start_with(nodes, include, env, "").await
+    }
+
+    /// [`start`](Self::start), with `cluster_extra` added inside each node's `cluster`
+    /// block (a `tls` block for the routes, say).
+    pub async fn start_with(
+        nodes: usize,
+        include: &str,
+        env: &[(String, String)],
+        cluster_extra: &str,
+    ) -> anyhow::Result<Self> {
         // The cluster ports are picked free, then released for the servers to bind: another
         // process may take one in between, so a cluster that fails to start is tried anew.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::start_once(nodes, include, env).await {
+            match Self::start_once(nodes, include, env, cluster_extra).await {
                 Ok(cluster) => return Ok(cluster),
                 Err(e) if attempt < 3 => eprintln!("nats cluster did not start ({e:#}); retrying"),
                 Err(e) => return Err(e),
@@ -180,6 +191,7 @@ impl NatsCluster {
         nodes: usize,
         include: &str,
         env: &[(String, String)],
+        cluster_extra: &str,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating a temp dir for the nats cluster")?;
         let cluster_ports = free_ports(nodes)?;
@@ -206,7 +218,8 @@ impl NatsCluster {
                 "server_name: n{i}\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\n\
                  jetstream {{ store_dir: {store:?} }}\n\
                  cluster {{ name: kms-test, listen: \"127.0.0.1:{cluster_port}\", routes: [{routes}],\n\
-                   authorization {{ user: {ROUTE_USER}, password: $KMS_NATS_ROUTE_PASSWORD }} }}\n\
+                   authorization {{ user: {ROUTE_USER}, password: $KMS_NATS_ROUTE_PASSWORD }}\n\
+                   {cluster_extra}\n}}\n\
                  include ./include.conf\n",
                 store = node.join("jetstream").display().to_string(),
             );

@@ -3,8 +3,10 @@
 //! authorization block (`deploy/nats/auth-nkey.conf`, the chart's `nats.auth: nkey`). The
 //! crypto service and the gateway, connected through the same flags their binaries take
 //! (`NatsArgs`: nkey seed file, CA, client certificate), work; a connection missing any
-//! of the nkey, the client certificate or the CA is refused. And a NATS node that does
-//! not know the cluster's route credentials cannot join the 3-node cluster.
+//! of the nkey, the client certificate or the CA is refused. And the 3-node cluster's
+//! routes: a node that does not know the route credentials cannot join, and with TLS on
+//! routes (the chart's block: mutual TLS with the nodes' certificate) the cluster forms
+//! and carries messages while a node with a certificate of another CA is turned away.
 
 use std::path::Path;
 use std::time::Duration;
@@ -263,4 +265,59 @@ async fn a_node_without_the_route_credentials_cannot_join() {
     assert_eq!(received.payload.as_ref(), b"probe");
     let leaked = tokio::time::timeout(Duration::from_millis(500), spied.next()).await;
     assert!(leaked.is_err(), "the rogue node received {leaked:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_run_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ca(d, "ca");
+    ca(d, "rogue-ca");
+    // A node's certificate serves both ends of a route, as in the chart.
+    let node_ext = "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n\
+                    subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+    leaf(d, "node", "ca", node_ext);
+    leaf(d, "rogue", "rogue-ca", node_ext);
+    let path = |name: &str| d.join(name).display().to_string();
+    let tls = |name: &str, ca: &str| {
+        format!(
+            "tls {{ cert_file: {:?}, key_file: {:?}, ca_file: {:?}, timeout: 5 }}",
+            path(&format!("{name}.crt")),
+            path(&format!("{name}.key")),
+            path(&format!("{ca}.crt")),
+        )
+    };
+    // The cluster forms (every node knows the JetStream leader) over TLS routes that
+    // also authenticate with the route password.
+    let cluster =
+        kms_testkit::NatsCluster::start_with(3, "", &[], &tls("node", "ca")).await.unwrap();
+    let sub = async_nats::connect(cluster.url(2)).await.unwrap();
+    let mut inbox = sub.subscribe("routed").await.unwrap();
+    sub.flush().await.unwrap();
+    let publisher = async_nats::connect(cluster.url(0)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        publisher.publish("routed", "over tls".into()).await.unwrap();
+        publisher.flush().await.unwrap();
+        if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(200), inbox.next()).await
+        {
+            assert_eq!(msg.payload.as_ref(), b"over tls");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no message across the TLS routes");
+    }
+
+    // A node with a certificate of another CA fails the TLS handshake of its route.
+    let config = format!(
+        "server_name: rogue\ncluster {{ name: kms-test, listen: \"127.0.0.1:-1\", \
+         routes: [\"{}\"]\n{} }}\n",
+        cluster.route_url(0),
+        tls("rogue", "rogue-ca"),
+    );
+    let rogue = kms_testkit::NatsServer::start_with(&config, &[]).await.unwrap();
+    while !rogue.log().contains("TLS route handshake error") {
+        assert!(tokio::time::Instant::now() < deadline, "{}", rogue.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!rogue.log().to_lowercase().contains("route connection created"), "{}", rogue.log());
 }

@@ -15,11 +15,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-deps: ## Install what the system and its tests need (nats-server from Debian's packages)
+deps: ## Install what the system and its tests need (nats-server, prometheus from Debian's packages)
 	@command -v nats-server >/dev/null || { \
 	  echo "installing nats-server"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nats-server >/dev/null; }
 	@command -v curl >/dev/null || $(SUDO) apt-get install -y -qq curl >/dev/null
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  echo "installing prometheus (the metrics test's server, promtool)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus >/dev/null; }
 
 $(AWS_CLI):
 	python3 -m venv $(VENV)

@@ -3,9 +3,11 @@
 pod locked down (non-root, read-only root, no capabilities, seccomp RuntimeDefault, no
 service-account token), probes on the real health endpoints, requests and limits, volumes
 for the stateful services, NetworkPolicies that let only the gateway be reached and the
-services reach only NATS, PodDisruptionBudgets, the gateway's HPA, a 3-node NATS with
-JetStream and the audit stream replicated 3 ways, and each service connecting as its
-own NATS user from deploy/nats/permissions.json.
+services reach only NATS (and the OTLP collector, on its endpoint's port, when traces
+are exported), PodDisruptionBudgets, the gateway's HPA, a 3-node NATS with
+JetStream, authenticated routes and the audit stream replicated 3 ways, each service connecting as its own
+NATS user from deploy/nats/permissions.json, and alerting rules (when rendered) that are
+deploy/prometheus/kms-rules.yaml.
 
     scripts/k8s_check.py [--secrets-provided] RENDERED.yaml...
 
@@ -15,6 +17,7 @@ With --secrets-provided, the Secrets the manifests reference must be among them.
 import json
 import pathlib
 import sys
+import urllib.parse
 
 import yaml
 
@@ -63,6 +66,12 @@ def check_pod(f, name, pod, kind_replicas, service_accounts):
         for probe in ("livenessProbe", "readinessProbe"):
             port = c.get(probe, {}).get("httpGet", {}).get("port")
             f.check(port in ports or isinstance(port, int), f"{cname}: {probe} port {port} is a container port")
+
+
+def otlp_endpoint_port(endpoint):
+    """The port an OTLP exporter connects to: the URL's own, or its scheme's."""
+    url = urllib.parse.urlsplit(endpoint)
+    return url.port or (443 if url.scheme == "https" else 80)
 
 
 def main(argv):
@@ -118,6 +127,21 @@ def main(argv):
             text = conf["data"]["nats.conf"]
             f.check("jetstream" in text and "store_dir" in text, "JetStream with a store directory")
             f.check("include ./auth.conf" in text, "NATS includes the authorization block")
+            # Routes authenticate: the cluster block requires the route user's password,
+            # and every route URL is one the pod builds with that password (over TLS when
+            # client connections are).
+            cluster = text[text.index("cluster {"):] if "cluster {" in text else ""
+            f.check("authorization {" in cluster and "password: $KMS_NATS_ROUTE_PASSWORD" in cluster,
+                    "NATS routes require the route password")
+            pod = nats["spec"]["template"]["spec"]
+            env = env_of(pod["containers"][0])
+            f.check("secretKeyRef" in env.get("KMS_NATS_ROUTE_PASSWORD", {}).get("valueFrom", {}),
+                    "the NATS route password comes from a Secret")
+            for i in range(nats["spec"].get("replicas", 0)):
+                f.check(f"$KMS_NATS_ROUTE_{i}" in cluster, f"NATS route {i} in the cluster block")
+                f.check("$(KMS_NATS_ROUTE_PASSWORD)@" in env.get(f"KMS_NATS_ROUTE_{i}", {}).get("value", ""),
+                        f"NATS route {i} carries the route credentials")
+            f.check(text.count("tls {") in (0, 2), "TLS for both clients and routes, or for neither")
             auth = conf["data"]["auth.conf"]
             for user in matrix["users"]:
                 for entry in user["publish"] + user["subscribe"]:
@@ -143,19 +167,44 @@ def main(argv):
     deny = [p for p in policies if not p["spec"].get("ingress") and not p["spec"].get("egress")
             and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}]
     f.check(bool(deny), "a default-deny NetworkPolicy")
+    # With traces exported, the gateway's and the services' policies also let them reach
+    # the collector, on the port of the endpoint they are given.
+    endpoints = {env_of(c)["OTEL_EXPORTER_OTLP_ENDPOINT"].get("value")
+                 for w in workloads.values() if component(w) in SERVICES
+                 for c in w["spec"]["template"]["spec"]["containers"]
+                 if "OTEL_EXPORTER_OTLP_ENDPOINT" in env_of(c)}
+    f.check(len(endpoints) <= 1, f"one OTLP endpoint for every service ({endpoints})")
+    otlp_port = otlp_endpoint_port(next(iter(endpoints))) if endpoints else None
+    exporters = [p for p in policies if p["metadata"]["name"].endswith(("-gateway", "-services"))]
     for p in policies:
+        name = p["metadata"]["name"]
         for rule in p["spec"].get("ingress", []):
             if "from" not in rule:
                 f.check(component(p) == "gateway" and [x["port"] for x in rule.get("ports", [])] == [4566],
-                        f"{p['metadata']['name']}: only the gateway's API port is open to all")
+                        f"{name}: only the gateway's API port is open to all")
+        allowed = {4222, 6222, 53} | ({otlp_port} if otlp_port and p in exporters else set())
         for rule in p["spec"].get("egress", []):
             ports = {x["port"] for x in rule.get("ports", [])}
-            f.check(ports <= {4222, 6222, 53}, f"{p['metadata']['name']}: egress only to NATS and DNS ({ports})")
+            f.check(ports <= allowed, f"{name}: egress only to NATS, DNS and the OTLP collector ({ports})")
+    if otlp_port:
+        f.check(len(exporters) == 2, "NetworkPolicies for the gateway and the services")
+        for p in exporters:
+            f.check(any([x["port"] for x in rule.get("ports", [])] == [otlp_port] for rule in p["spec"].get("egress", [])),
+                    f"{p['metadata']['name']}: egress to the OTLP collector on port {otlp_port}")
     services_policy = [p for p in policies if p["metadata"]["name"].endswith("-services")]
     f.check(bool(services_policy), "a NetworkPolicy for the services")
     for rule in (services_policy[0]["spec"].get("ingress", []) if services_policy else []):
         f.check([x["port"] for x in rule.get("ports", [])] == [8081],
                 "nothing reaches the services but a metrics scrape of their health port")
+
+    # Alerting rules: exactly deploy/prometheus/kms-rules.yaml (which promtool checks
+    # and tests), with an alert for each thing the chart promises to watch.
+    rules_source = yaml.safe_load((ROOT / "deploy/prometheus/kms-rules.yaml").read_text())
+    for name, rule in by_kind.get("PrometheusRule", {}).items():
+        f.check(rule["spec"] == rules_source, f"PrometheusRule/{name}: the rules of deploy/prometheus/kms-rules.yaml")
+        alerts = {r.get("alert") for g in rule["spec"].get("groups", []) for r in g.get("rules", [])}
+        for alert in ("KmsDecryptFailureSpike", "KmsKeyPendingDeletionInUse", "KmsAuditLag"):
+            f.check(alert in alerts, f"PrometheusRule/{name}: alert {alert}")
 
     # Secrets referenced are provided (dev) or listed (prod).
     referenced = set()
@@ -172,6 +221,15 @@ def main(argv):
     if secrets_provided:
         for name in sorted(referenced):
             f.check(name in by_kind.get("Secret", {}), f"secret {name} is provided")
+    # A Secret that is among the manifests has every key the pods take from it.
+    for w in workloads.values():
+        for c in w["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                secret = by_kind.get("Secret", {}).get(ref["name"]) if ref else None
+                if secret:
+                    keys = set(secret.get("data", {})) | set(secret.get("stringData", {}))
+                    f.check(ref["key"] in keys, f"secret {ref['name']} has the key {ref['key']}")
     for line in f:
         print(f"FAIL {line}")
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))

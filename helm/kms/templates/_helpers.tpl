@@ -141,12 +141,28 @@ tolerations:
 {{- end }}
 {{- end -}}
 
-{{/* Egress to the OTLP collector, when traces are exported and its peers are given. */}}
+{{/* Port of the OTLP endpoint: the URL's own, or its scheme's (443 for https, 80). */}}
+{{- define "kms.otlpPort" -}}
+{{- $host := (urlParse .Values.otlp.endpoint).host -}}
+{{- if regexMatch ":[0-9]+$" $host -}}
+{{- regexFind "[0-9]+$" $host -}}
+{{- else if hasPrefix "https://" .Values.otlp.endpoint -}}
+443
+{{- else -}}
+80
+{{- end -}}
+{{- end -}}
+
+{{/* Egress to the OTLP collector when traces are exported: on the endpoint's port, to
+     the peers in otlp.egressTo, or to any destination when none are given (a
+     collector's address is not known to the chart). */}}
 {{- define "kms.otlpEgress" -}}
-{{- if and .Values.otlp.endpoint .Values.otlp.egressTo }}
-- to:
-    {{- toYaml .Values.otlp.egressTo | nindent 4 }}
-  ports:
-    - {protocol: TCP, port: {{ .Values.otlp.port }}}
+{{- if .Values.otlp.endpoint }}
+- ports:
+    - {protocol: TCP, port: {{ include "kms.otlpPort" . }}}
+  {{- with .Values.otlp.egressTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}
 {{- end -}}

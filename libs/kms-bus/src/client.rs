@@ -87,8 +87,10 @@ impl std::fmt::Debug for NatsAuth {
 }
 
 impl NatsAuth {
-    /// The connect options these settings make, or why they are inconsistent.
-    async fn options(&self) -> anyhow::Result<async_nats::ConnectOptions> {
+    /// The connect options these settings make, or why they are inconsistent. The
+    /// connection's events are logged: a server that refuses the credentials or the
+    /// certificate says so in the service's log while the client keeps retrying.
+    pub async fn connect_options(&self) -> anyhow::Result<async_nats::ConnectOptions> {
         let methods = [self.user.is_some(), self.nkey_seed.is_some(), self.creds_file.is_some()];
         if methods.iter().filter(|m| **m).count() > 1 {
             anyhow::bail!(
@@ -98,7 +100,19 @@ impl NatsAuth {
         if self.password.is_some() && self.user.is_none() {
             anyhow::bail!("nats: a password needs a user");
         }
-        let mut options = async_nats::ConnectOptions::new();
+        let mut options = async_nats::ConnectOptions::new().event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("nats connected"),
+                async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                async_nats::Event::ServerError(e) => {
+                    tracing::warn!(error = %e, "nats server error")
+                }
+                async_nats::Event::ClientError(e) => {
+                    tracing::warn!(error = %e, "nats client error")
+                }
+                other => tracing::debug!(event = %other, "nats event"),
+            }
+        });
         if let Some(name) = &self.name {
             options = options.name(name);
         }
@@ -150,7 +164,7 @@ impl Bus {
     ) -> anyhow::Result<Self> {
         let servers = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect::<Vec<_>>();
         let client = auth
-            .options()
+            .connect_options()
             .await?
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))

@@ -4,6 +4,10 @@
 //!
 //! The operation label is the `X-Amz-Target` operation when it is one of the AWS KMS or
 //! CloudTrail API's own names, `unknown` otherwise: a client cannot make new series.
+//!
+//! The operation is also known, for the length of the request, to code deep in the
+//! gateway that counts something per operation without being handed its name
+//! ([`pending_deletion_key_used`]): a task-local, set around the handler.
 
 use std::time::Instant;
 
@@ -78,6 +82,39 @@ const OPERATIONS: [&str; 54] = [
     "LookupEvents",
 ];
 
+/// Operations that refuse a key pending deletion as cryptographic use: their
+/// `kms_gateway_pending_deletion_key_requests_total` series exist from the start at 0, so
+/// the first refusal is an increase Prometheus sees (a series born at 1 has none).
+const CRYPTOGRAPHIC: [&str; 13] = [
+    "Decrypt",
+    "DeriveSharedSecret",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GetPublicKey",
+    "ReEncrypt",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+];
+
+tokio::task_local! {
+    /// The API operation of the request the current task serves.
+    static OPERATION: &'static str;
+}
+
+/// Counts a cryptographic request refused because its key is pending deletion, under the
+/// operation of the request being served (`unknown` outside one).
+pub fn pending_deletion_key_used() {
+    let operation = OPERATION.try_with(|op| *op).unwrap_or("unknown");
+    if let Some(metrics) = crate::metrics::global() {
+        metrics.pending_deletion_key_used(operation);
+    }
+}
+
 /// The operation label of a request's `X-Amz-Target`.
 fn operation(target: Option<&str>) -> &'static str {
     target
@@ -98,6 +135,9 @@ fn error_code(response: &Response) -> Option<&str> {
 /// `router` with every API request (`POST /`) traced and measured; other paths
 /// (`/healthz`) pass untouched.
 pub fn instrument(router: axum::Router) -> axum::Router {
+    if let Some(metrics) = crate::metrics::global() {
+        metrics.pending_deletion_key_series(&CRYPTOGRAPHIC);
+    }
     router.layer(axum::middleware::from_fn(observe))
 }
 
@@ -119,7 +159,7 @@ async fn observe(request: Request, next: Next) -> Response {
         crate::trace::continue_trace(&span, traceparent);
     }
     let start = Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
+    let response = OPERATION.scope(operation, next.run(request)).instrument(span.clone()).await;
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     if let Some(id) = response.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()) {
@@ -155,6 +195,52 @@ mod tests {
         ] {
             assert_eq!(operation(target), expected, "{target:?}");
         }
+    }
+
+    #[test]
+    fn cryptographic_operations_are_api_operations() {
+        for op in CRYPTOGRAPHIC {
+            assert!(OPERATIONS.contains(&op), "{op}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pending_deletion_uses_count_under_the_request_operation() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let router = instrument(axum::Router::new().route(
+            "/",
+            axum::routing::post(|| async {
+                pending_deletion_key_used();
+                "refused"
+            }),
+        ));
+        let series = |op: &str| {
+            let needle =
+                format!("kms_gateway_pending_deletion_key_requests_total{{operation=\"{op}\"}} ");
+            crate::metrics::render()
+                .lines()
+                .find_map(|l| l.strip_prefix(&needle).map(|v| v.parse::<u64>().unwrap()))
+        };
+        // Every cryptographic operation's series exists before any refusal.
+        assert_eq!(series("GenerateMac"), Some(0));
+        let before = series("Sign").unwrap_or_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(
+                b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: TrentService.Sign\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert_eq!(series("Sign"), Some(before + 1));
+        pending_deletion_key_used();
+        assert!(series("unknown").unwrap_or_default() >= 1, "outside a request");
     }
 
     #[test]

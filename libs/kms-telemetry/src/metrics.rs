@@ -17,6 +17,13 @@
 //! | `kms_gateway_http_requests_total` | `operation`, `status` |
 //! | `kms_gateway_http_errors_total` | `operation`, `code` |
 //! | `kms_gateway_http_request_duration_seconds` (histogram) | `operation` |
+//! | `kms_gateway_pending_deletion_key_requests_total` | `operation` |
+//!
+//! The last one exists for an alert: a key scheduled for deletion that something still
+//! tries to use is about to break that something for good (AWS suggests the same alarm
+//! on CloudTrail's "is pending deletion" errors). Its error code,
+//! `KMSInvalidStateException`, also covers disabled and pending-import keys, so the
+//! error counter cannot say it.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -46,6 +53,7 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_errors: IntCounterVec,
     http_duration: HistogramVec,
+    pending_deletion_uses: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -135,6 +143,11 @@ impl Metrics {
                 "Time to answer an API request, audit record included",
                 &["operation"],
             )?,
+            pending_deletion_uses: counter(
+                "kms_gateway_pending_deletion_key_requests_total",
+                "Cryptographic requests refused because their key is pending deletion",
+                &["operation"],
+            )?,
             registry,
         })
     }
@@ -204,6 +217,21 @@ impl Metrics {
         }
         if let Ok(h) = self.http_duration.get_metric_with_label_values(&[operation]) {
             h.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// Records a cryptographic request refused because its key is pending deletion.
+    pub fn pending_deletion_key_used(&self, operation: &str) {
+        if let Ok(c) = self.pending_deletion_uses.get_metric_with_label_values(&[operation]) {
+            c.inc();
+        }
+    }
+
+    /// Creates the pending-deletion series of `operations` at 0 (see [`crate::http`]).
+    pub fn pending_deletion_key_series(&self, operations: &[&str]) {
+        for op in operations {
+            // Only creates the child; the count stays 0.
+            let _ = self.pending_deletion_uses.get_metric_with_label_values(&[op]);
         }
     }
 
@@ -354,6 +382,24 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == expected), "missing {expected}\n{text}");
         }
+    }
+
+    #[test]
+    fn pending_deletion_uses_by_operation() {
+        let m = Metrics::new().unwrap();
+        let series = |op: &str| {
+            format!("kms_gateway_pending_deletion_key_requests_total{{operation=\"{op}\"}}")
+        };
+        assert!(line(&m.render(), &series("Decrypt")).is_none(), "no series before a use");
+        m.pending_deletion_key_used("Decrypt");
+        m.pending_deletion_key_used("Decrypt");
+        m.pending_deletion_key_used("Sign");
+        let text = m.render();
+        assert_eq!(
+            line(&text, &series("Decrypt")),
+            Some(format!("{} 2", series("Decrypt")).as_str())
+        );
+        assert_eq!(line(&text, &series("Sign")), Some(format!("{} 1", series("Sign")).as_str()));
     }
 
     #[test]

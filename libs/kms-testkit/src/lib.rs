@@ -1,6 +1,11 @@
 //! Test sandbox pieces: a real `nats-server` with JetStream on a free port and a
-//! temporary store directory, killed when dropped. Tests wait for readiness; nothing
-//! sleeps for a fixed time.
+//! temporary store directory (or a 3-node cluster), and a real Prometheus scraping and
+//! alerting ([`Prometheus`]), each killed when dropped. Tests wait for readiness;
+//! nothing sleeps for a fixed time.
+
+mod prometheus;
+
+pub use prometheus::{Prometheus, Sample};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,27 +19,56 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: PathBuf,
+    config: Option<PathBuf>,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl NatsServer {
     /// Starts `nats-server` (from `$NATS_SERVER` or `PATH`) on a port it picks itself.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with("", &[]).await
+    }
+
+    /// Starts `nats-server` with `config` added to its configuration (a `tls` block, an
+    /// `authorization` block, a `cluster` to join...) and `env` set on its process
+    /// (nats-server resolves `$NAME` in its configuration from there).
+    pub async fn start_with(config: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating a temp dir for nats")?;
         let store = dir.path().join("jetstream");
-        let (child, port) = spawn(dir.path(), &store, None).await?;
-        Ok(Self { child: Some(child), port, store, _dir: dir })
+        let config = if config.is_empty() {
+            None
+        } else {
+            let path = dir.path().join("nats.conf");
+            std::fs::write(&path, config)?;
+            Some(path)
+        };
+        let mut server = Self { child: None, port: 0, store, config, env: env.to_vec(), _dir: dir };
+        let (child, port) = server.spawn(None).await?;
+        server.child = Some(child);
+        server.port = port;
+        Ok(server)
     }
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The client port (for `tls://127.0.0.1:<port>` when the server requires TLS).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default()
+    }
+
     /// Kills the server and starts it again on the same port with the same JetStream
     /// store, as after a crash.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
-        let (child, port) = spawn(self._dir.path(), &self.store, Some(self.port)).await?;
+        let (child, port) = self.spawn(Some(self.port)).await?;
         self.child = Some(child);
         self.port = port;
         Ok(())
@@ -45,6 +79,48 @@ impl NatsServer {
             let _ = child.kill().await;
         }
     }
+
+    async fn spawn(&self, port: Option<u16>) -> anyhow::Result<(Child, u16)> {
+        let dir = self._dir.path();
+        let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
+        let ports_dir = dir.join(format!("ports-{}", port.unwrap_or(0)));
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir)?;
+        let port_arg = port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
+        let mut command = Command::new(&binary);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let mut child = command
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
+            .arg(&self.store)
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("server.log"))?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {binary} (install nats-server)"))?;
+        // The server writes `<name>_<pid>.ports` once it listens.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(port) = read_port(&ports_dir) {
+                return Ok((child, port));
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = self.log();
+                bail!(
+                    "nats-server exited early: {status}: {}",
+                    log.lines().last().unwrap_or_default()
+                );
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("nats-server did not start listening in time");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for NatsServer {
@@ -52,38 +128,6 @@ impl Drop for NatsServer {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
-    }
-}
-
-async fn spawn(dir: &Path, store: &Path, port: Option<u16>) -> anyhow::Result<(Child, u16)> {
-    let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
-    let ports_dir = dir.join(format!("ports-{}", port.unwrap_or(0)));
-    let _ = std::fs::remove_dir_all(&ports_dir);
-    std::fs::create_dir_all(&ports_dir)?;
-    let port_arg = port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
-    let mut child = Command::new(&binary)
-        .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
-        .arg(store)
-        .arg("--ports_file_dir")
-        .arg(&ports_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {binary} (install nats-server)"))?;
-    // The server writes `<name>_<pid>.ports` once it listens.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(port) = read_port(&ports_dir) {
-            return Ok((child, port));
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            bail!("nats-server exited early: {status}");
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("nats-server did not start listening in time");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -100,10 +144,13 @@ fn read_port(dir: &Path) -> Option<u16> {
 
 /// A real NATS cluster owned by a test: `nodes` `nats-server`s on loopback, routed to
 /// each other, JetStream on with a temporary store each, every node including the same
-/// extra configuration (an `authorization` block, say). Killed when dropped.
+/// extra configuration (an `authorization` block, say). Routes authenticate, as in the
+/// chart: each node accepts a route only with the cluster's user and password (random
+/// per cluster). Killed when dropped.
 pub struct NatsCluster {
     children: Vec<Child>,
     ports: Vec<u16>,
+    cluster_ports: Vec<u16>,
     _dir: tempfile::TempDir,
 }
 
@@ -116,12 +163,23 @@ impl NatsCluster {
         include: &str,
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
+        Self::start_with(nodes, include, env, "").await
+    }
+
+    /// [`start`](Self::start), with `cluster_extra` added inside each node's `cluster`
+    /// block (a `tls` block for the routes, say).
+    pub async fn start_with(
+        nodes: usize,
+        include: &str,
+        env: &[(String, String)],
+        cluster_extra: &str,
+    ) -> anyhow::Result<Self> {
         // The cluster ports are picked free, then released for the servers to bind: another
         // process may take one in between, so a cluster that fails to start is tried anew.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::start_once(nodes, include, env).await {
+            match Self::start_once(nodes, include, env, cluster_extra).await {
                 Ok(cluster) => return Ok(cluster),
                 Err(e) if attempt < 3 => eprintln!("nats cluster did not start ({e:#}); retrying"),
                 Err(e) => return Err(e),
@@ -133,14 +191,21 @@ impl NatsCluster {
         nodes: usize,
         include: &str,
         env: &[(String, String)],
+        cluster_extra: &str,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating a temp dir for the nats cluster")?;
         let cluster_ports = free_ports(nodes)?;
-        let routes = cluster_ports
-            .iter()
-            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        // The route credentials reach each node as the chart passes them: the password
+        // and the route URLs in the environment, the configuration naming the variables.
+        let route_password = random_hex(16)?;
+        let mut route_env = vec![("KMS_NATS_ROUTE_PASSWORD".to_owned(), route_password.clone())];
+        let mut routes = Vec::new();
+        for (i, p) in cluster_ports.iter().enumerate() {
+            let url = format!("nats-route://{ROUTE_USER}:{route_password}@127.0.0.1:{p}");
+            route_env.push((format!("KMS_NATS_ROUTE_{i}"), url));
+            routes.push(format!("$KMS_NATS_ROUTE_{i}"));
+        }
+        let routes = routes.join(", ");
         let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
         let mut children = Vec::new();
         let mut ports_dirs = Vec::new();
@@ -152,7 +217,9 @@ impl NatsCluster {
             let config = format!(
                 "server_name: n{i}\nlisten: \"127.0.0.1:-1\"\nhttp: \"127.0.0.1:-1\"\n\
                  jetstream {{ store_dir: {store:?} }}\n\
-                 cluster {{ name: kms-test, listen: \"127.0.0.1:{cluster_port}\", routes: [{routes}] }}\n\
+                 cluster {{ name: kms-test, listen: \"127.0.0.1:{cluster_port}\", routes: [{routes}],\n\
+                   authorization {{ user: {ROUTE_USER}, password: $KMS_NATS_ROUTE_PASSWORD }}\n\
+                   {cluster_extra}\n}}\n\
                  include ./include.conf\n",
                 store = node.join("jetstream").display().to_string(),
             );
@@ -163,7 +230,7 @@ impl NatsCluster {
                 .arg(&config_path)
                 .arg("--ports_file_dir")
                 .arg(&ports_dir)
-                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .envs(env.iter().chain(&route_env).map(|(k, v)| (k.as_str(), v.as_str())))
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(node.join("server.log"))?)
                 .kill_on_drop(true)
@@ -172,7 +239,8 @@ impl NatsCluster {
             children.push(child);
             ports_dirs.push(ports_dir);
         }
-        let mut cluster = Self { children, ports: Vec::new(), _dir: dir };
+        let mut cluster =
+            Self { children, ports: Vec::new(), cluster_ports: cluster_ports.clone(), _dir: dir };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let mut monitors = Vec::new();
         for ports_dir in &ports_dirs {
@@ -220,6 +288,11 @@ impl NatsCluster {
         Ok(cluster)
     }
 
+    /// The route URL of node `i`, without the cluster's credentials.
+    pub fn route_url(&self, i: usize) -> String {
+        format!("nats-route://127.0.0.1:{}", self.cluster_ports.get(i).copied().unwrap_or(0))
+    }
+
     /// The client URL of node `i`.
     pub fn url(&self, i: usize) -> String {
         format!("nats://127.0.0.1:{}", self.ports.get(i).copied().unwrap_or(0))
@@ -237,6 +310,18 @@ impl Drop for NatsCluster {
             let _ = child.start_kill();
         }
     }
+}
+
+/// The user the cluster's nodes authenticate their routes as.
+const ROUTE_USER: &str = "kms-route";
+
+/// `bytes` random bytes as hex (a password that starts with a letter: nats-server would
+/// read one that starts with a digit as a number).
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(format!("r{}", buf.iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
 /// `count` distinct loopback ports free at the time of asking.

@@ -134,6 +134,7 @@ async fn key_of_ciphertext(
 /// Checks that a key may encrypt or decrypt now.
 fn check_crypto_key(key: &wire::KeyRecord) -> KmsResult<()> {
     let domain = kms_bus::key_from_wire(key)?;
+    super::count_pending_deletion_use(&domain);
     domain.check_usable(Usage::Cryptographic)?;
     if domain.usage != KeyUsage::EncryptDecrypt {
         return Err(KmsError::new(

@@ -222,6 +222,9 @@ impl Call<'_> {
     ) -> KmsResult<(wire::KeyRecord, KeyRecord)> {
         let stored = self.resolve(key_ref, access).await?;
         let key = kms_bus::key_from_wire(&stored)?;
+        if matches!(usage, Usage::Cryptographic) {
+            count_pending_deletion_use(&key);
+        }
         key.check_usable(usage)?;
         Ok((stored, key))
     }
@@ -239,6 +242,13 @@ impl Call<'_> {
             )));
         }
         self.resolve(key_ref, access).await
+    }
+}
+
+/// Counts a cryptographic use of a key pending deletion, for the alert on it.
+fn count_pending_deletion_use(key: &KeyRecord) {
+    if key.state == kms_core::KeyState::PendingDeletion {
+        kms_telemetry::http::pending_deletion_key_used();
     }
 }
 

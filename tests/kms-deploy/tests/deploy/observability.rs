@@ -23,10 +23,10 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-const ACCOUNT: &str = "111122223333";
+pub(crate) const ACCOUNT: &str = "111122223333";
 
 /// Sends one HTTP/1.1 request and reads the whole answer: (status, body).
-async fn http(address: SocketAddr, request: String) -> (u16, String) {
+pub(crate) async fn http(address: SocketAddr, request: String) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
@@ -162,7 +162,7 @@ const SECRET: &str = "observability-test-secret-observability-test-secret";
 
 /// Credentials of the development set-up plus a JWT issuer; the bearer token of the
 /// development principal of `ACCOUNT`.
-fn credentials(file: &std::path::Path) -> String {
+pub(crate) fn credentials(file: &std::path::Path) -> String {
     let mut store: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
     let principal = store["access_keys"]
         .as_array()
@@ -188,7 +188,12 @@ fn credentials(file: &std::path::Path) -> String {
     .unwrap()
 }
 
-async fn api(gateway: SocketAddr, token: &str, operation: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn api(
+    gateway: SocketAddr,
+    token: &str,
+    operation: &str,
+    body: &Value,
+) -> (u16, Value) {
     let body = body.to_string();
     let request = format!(
         "POST / HTTP/1.1\r\nHost: kms\r\nConnection: close\r\n\

@@ -15,6 +15,7 @@ mod aliases_tags;
 mod asymmetric;
 mod audit;
 mod audit_integrity;
+mod audit_records;
 mod auth;
 mod authorization;
 mod crypto;

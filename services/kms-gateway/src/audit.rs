@@ -147,8 +147,8 @@ impl CallRecord<'_> {
                 .map(str::to_owned)
                 .or_else(|| self.error.map(|e| cloudtrail_error_code(e.code).to_owned())),
             error_message: self.error.map(|e| e.message.clone()),
-            request_parameters: self.request_parameters.clone(),
-            response_elements: self.response_elements.clone(),
+            request_parameters: self.completed_request_parameters(),
+            response_elements: self.completed_response_elements(),
             request_id: self.request_id.to_owned(),
             event_id: CloudTrailEvent::new_event_id(),
             read_only: self.read_only,
@@ -240,6 +240,69 @@ fn session_context(s: &kms_auth::SessionContext, role_id: &str) -> SessionContex
         },
     }
 }
+
+impl CallRecord<'_> {
+    /// The first KMS key (not alias) the call used.
+    fn key_arn(&self) -> Option<&str> {
+        self.key_arns.iter().map(String::as_str).find(|arn| arn.contains(":key/"))
+    }
+
+    /// The request parameters as AWS records them: besides what the caller sent, the
+    /// defaults AWS writes even when the request left them out (the algorithm of
+    /// Encrypt, Decrypt and ReEncrypt; Decrypt's key, known from the ciphertext;
+    /// PutKeyPolicy's lockout check flag).
+    fn completed_request_parameters(&self) -> Option<Value> {
+        let defaults: &[(&str, Value)] = match (self.event_source, self.event_name) {
+            (kms_audit_log::EVENT_SOURCE_KMS, "Encrypt" | "Decrypt") => {
+                &[("encryptionAlgorithm", Value::String(SYMMETRIC_DEFAULT.to_owned()))]
+            }
+            (kms_audit_log::EVENT_SOURCE_KMS, "ReEncrypt") => &[
+                ("sourceEncryptionAlgorithm", Value::String(SYMMETRIC_DEFAULT.to_owned())),
+                ("destinationEncryptionAlgorithm", Value::String(SYMMETRIC_DEFAULT.to_owned())),
+            ],
+            (kms_audit_log::EVENT_SOURCE_KMS, "PutKeyPolicy") => {
+                &[("bypassPolicyLockoutSafetyCheck", Value::Bool(false))]
+            }
+            _ => &[],
+        };
+        let decrypt_key = (self.event_source == kms_audit_log::EVENT_SOURCE_KMS
+            && self.event_name == "Decrypt")
+            .then(|| self.key_arn())
+            .flatten();
+        if defaults.is_empty() && decrypt_key.is_none() {
+            return self.request_parameters.clone();
+        }
+        let mut members = match &self.request_parameters {
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return self.request_parameters.clone(),
+            None => Map::new(),
+        };
+        for (name, value) in defaults {
+            members.entry(*name).or_insert_with(|| value.clone());
+        }
+        if let Some(arn) = decrypt_key {
+            members.entry("keyId").or_insert_with(|| Value::String(arn.to_owned()));
+        }
+        Some(Value::Object(members))
+    }
+
+    /// The response elements as AWS records them: management calls that answer nothing
+    /// still record the ARN of the key they changed (`responseElements.keyId`, AWS's
+    /// records since December 2022).
+    fn completed_response_elements(&self) -> Option<Value> {
+        if self.response_elements.is_some() || self.error.is_some() {
+            return self.response_elements.clone();
+        }
+        let records_key = self.event_source == kms_audit_log::EVENT_SOURCE_KMS
+            && matches!(
+                self.event_name,
+                "EnableKey" | "DisableKey" | "EnableKeyRotation" | "CreateAlias" | "UpdateAlias"
+            );
+        records_key.then(|| self.key_arn()).flatten().map(|arn| serde_json::json!({ "keyId": arn }))
+    }
+}
+
+const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
 
 fn arn_account(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())

@@ -14,6 +14,7 @@ mod sandbox;
 mod aliases_tags;
 mod asymmetric;
 mod audit;
+mod audit_golden;
 mod audit_integrity;
 mod audit_records;
 mod auth;

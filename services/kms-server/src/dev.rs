@@ -1,7 +1,8 @@
 //! `dev-init`: what a developer needs to run the system on a laptop. It creates (once)
 //! a root key, a credentials file with an access key for a development user in each of
 //! two accounts, identity policies that let those users use KMS (`kms:*`; the default key
-//! policy delegates to them, as in AWS), and an AWS shared config/credentials pair so the
+//! policy delegates to them, as in AWS) and read their account's audit log
+//! (`cloudtrail:LookupEvents`), and an AWS shared config/credentials pair so the
 //! `aws` CLI and SDKs use them against the local gateway. Existing files are kept, so keys
 //! and data survive.
 
@@ -76,15 +77,27 @@ pub fn dev_init(data_dir: &Path, endpoint: &str, region: &str) -> anyhow::Result
     if !setup.identity_policies_file.exists() {
         let policies: Vec<serde_json::Value> = [DEV_PRINCIPAL, DEV_SECOND_PRINCIPAL]
             .iter()
-            .map(|principal| {
-                serde_json::json!({
-                    "principal": principal,
-                    "name": "kms-full-access",
-                    "document": {
-                        "Version": "2012-10-17",
-                        "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]
-                    }
-                })
+            .flat_map(|principal| {
+                [
+                    serde_json::json!({
+                        "principal": principal,
+                        "name": "kms-full-access",
+                        "document": {
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]
+                        }
+                    }),
+                    // Reading the account's audit log is a permission of its own.
+                    serde_json::json!({
+                        "principal": principal,
+                        "name": "audit-read",
+                        "document": {
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": "cloudtrail:LookupEvents",
+                                           "Resource": "*"}]
+                        }
+                    }),
+                ]
             })
             .collect();
         let file = serde_json::json!({ "identity_policies": policies });

@@ -16,6 +16,7 @@ mod asymmetric;
 mod audit;
 mod audit_golden;
 mod audit_integrity;
+mod audit_isolation;
 mod audit_records;
 mod auth;
 mod authorization;

@@ -29,7 +29,7 @@ fn key_arn(account: &str) -> String {
 
 /// Event `i`: accounts alternate A, B; names Encrypt, Decrypt; one Decrypt refused.
 fn event(i: u32) -> CloudTrailEvent {
-    let account = if i % 2 == 0 { A } else { B };
+    let account = if i.is_multiple_of(2) { A } else { B };
     let name = if i % 4 < 2 { "Encrypt" } else { "Decrypt" };
     CloudTrailEvent {
         event_version: "1.08".into(),

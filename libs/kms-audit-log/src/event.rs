@@ -63,6 +63,10 @@ pub struct CloudTrailEvent {
     /// account's key): the same value in the caller's and the key owner's record.
     #[serde(rename = "sharedEventID", default, skip_serializing_if = "Option::is_none")]
     pub shared_event_id: Option<String>,
+    /// What an event the service emitted itself did (`AwsServiceEvent`s such as an
+    /// automatic `RotateKey`: `rotationType`, `keyId`); omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_event_details: Option<serde_json::Value>,
     pub event_category: String,
 }
 
@@ -162,6 +166,11 @@ impl CloudTrailEvent {
         uuid::Uuid::new_v4().to_string()
     }
 
+    /// `serviceEventDetails` of an automatic rotation, as AWS writes them.
+    pub fn automatic_rotation_details(key_id: &str) -> serde_json::Value {
+        serde_json::json!({"rotationType": "AUTOMATIC", "keyId": key_id})
+    }
+
     /// The record as the JSON bytes to publish and store.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
@@ -257,6 +266,7 @@ mod tests {
             management_event: true,
             recipient_account_id: "111122223333".into(),
             shared_event_id: None,
+            service_event_details: None,
             event_category: EVENT_CATEGORY_MANAGEMENT.into(),
         }
     }
@@ -304,6 +314,7 @@ mod tests {
         e.error_code = Some("NotFoundException".into());
         e.error_message = Some("Key not found".into());
         e.shared_event_id = Some("c7a3e2a5-2b7f-4a43-8d53-4b6dfe26d9d0".into());
+        e.service_event_details = Some(json!({"rotationType": "AUTOMATIC"}));
         let text = String::from_utf8(e.to_json_bytes().unwrap()).unwrap();
         let order = [
             "\"eventVersion\"",
@@ -326,6 +337,7 @@ mod tests {
             "\"managementEvent\"",
             "\"recipientAccountId\"",
             "\"sharedEventID\"",
+            "\"serviceEventDetails\"",
             "\"eventCategory\"",
         ];
         let positions: Vec<usize> = order.iter().map(|k| text.find(k).unwrap()).collect();

@@ -126,6 +126,7 @@ pub(crate) fn fixture() -> Vec<CloudTrailEvent> {
                 management_event: true,
                 recipient_account_id: r.account.into(),
                 shared_event_id: None,
+                service_event_details: None,
                 event_category: EVENT_CATEGORY_MANAGEMENT.into(),
             }
         })

@@ -72,6 +72,7 @@ fn event(i: u32) -> CloudTrailEvent {
         management_event: true,
         recipient_account_id: account.into(),
         shared_event_id: None,
+        service_event_details: None,
         event_category: "Management".into(),
     }
 }

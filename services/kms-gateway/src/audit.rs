@@ -163,6 +163,7 @@ impl CallRecord<'_> {
             management_event: true,
             recipient_account_id: id.account_id.clone(),
             shared_event_id: None,
+            service_event_details: None,
             event_category: EVENT_CATEGORY_MANAGEMENT.to_owned(),
         }
     }

@@ -194,6 +194,9 @@ async fn publish(
         management_event: true,
         recipient_account_id: key.account.clone(),
         shared_event_id: None,
+        // AWS's RotateKey names the kind of rotation and the key.
+        service_event_details: (name == "RotateKey")
+            .then(|| CloudTrailEvent::automatic_rotation_details(&key.key_id)),
         event_category: kms_audit_log::EVENT_CATEGORY_MANAGEMENT.to_owned(),
     };
     let body = event.to_json_bytes().map_err(|_| kms_core::KmsError::internal())?;

@@ -441,6 +441,49 @@ mod tests {
     }
 
     #[test]
+    fn defaults_aws_records_fill_only_what_the_request_left_out() {
+        let caller = identity("arn:aws:iam::111122223333:user/Alice", "IAMUser", "Alice");
+        let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let record = |name: &'static str, params: Option<Value>, error: Option<&KmsError>| {
+            CallRecord {
+                identity: &caller,
+                region: "us-east-1",
+                event_source: kms_audit_log::EVENT_SOURCE_KMS,
+                event_name: name,
+                read_only: true,
+                source_ip: "192.0.2.1".into(),
+                user_agent: "test".into(),
+                request_id: "req-1",
+                request_parameters: params,
+                response_elements: None,
+                key_arns: vec![key.into()],
+                error,
+                error_code_override: None,
+            }
+            .to_event()
+        };
+        // Decrypt: the algorithm and the key (from the ciphertext) even when not sent.
+        let e = record("Decrypt", None, None);
+        assert_eq!(
+            e.request_parameters,
+            Some(json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "keyId": key}))
+        );
+        // What the caller sent is kept as sent.
+        let sent = json!({"encryptionAlgorithm": "RSAES_OAEP_SHA_256", "keyId": "alias/app"});
+        let e = record("Decrypt", Some(sent.clone()), None);
+        assert_eq!(e.request_parameters, Some(sent));
+        // Management calls name the key they changed; a failed one records nothing back.
+        let e = record("EnableKey", Some(json!({"keyId": "k"})), None);
+        assert_eq!(e.response_elements, Some(json!({"keyId": key})));
+        let failed = KmsError::new(kms_core::ErrorCode::NotFound, "gone");
+        let e = record("EnableKey", Some(json!({"keyId": "k"})), Some(&failed));
+        assert_eq!(e.response_elements, None);
+        // Operations AWS records no defaults for are left alone.
+        let e = record("DescribeKey", None, None);
+        assert_eq!((e.request_parameters, e.response_elements), (None, None));
+    }
+
+    #[test]
     fn cross_account_call_is_recorded_for_the_key_owner_too() {
         let caller = identity("arn:aws:iam::111122223333:user/Alice", "IAMUser", "Alice");
         let foreign_key =

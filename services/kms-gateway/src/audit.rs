@@ -1,7 +1,13 @@
-//! Turning one API call into one CloudTrail record and getting it into the `KMS_AUDIT`
+//! Turning one API call into its CloudTrail records and getting them into the `KMS_AUDIT`
 //! stream before the caller is answered. Request parameters are copied by allow-list:
 //! a member not named here (plaintext, ciphertext, data keys, anything new) never reaches
 //! the audit log.
+//!
+//! The records follow AWS's documented KMS records, so tools written for CloudTrail read
+//! them unchanged: `userIdentity` has the members AWS writes for the credential type,
+//! the defaults AWS logs are filled in, and a call that used another account's key is
+//! recorded for that account too (AWS's `sharedEventID` pair), because the key owner must
+//! be able to see who used its key without asking the caller's account.
 
 use kms_audit_log::{
     derived_principal_id, format_event_time, CloudTrailEvent, EventResource, SessionAttributes,

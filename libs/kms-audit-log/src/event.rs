@@ -15,6 +15,11 @@ pub const EVENT_SOURCE_CLOUDTRAIL: &str = "cloudtrail.amazonaws.com";
 pub const RESOURCE_TYPE_KMS_KEY: &str = "AWS::KMS::Key";
 /// `eventType` of an API call record.
 pub const EVENT_TYPE_API_CALL: &str = "AwsApiCall";
+/// `eventType` of an event the service emits itself (scheduled rotation, deletion).
+pub const EVENT_TYPE_SERVICE_EVENT: &str = "AwsServiceEvent";
+/// `userIdentity.invokedBy`, `sourceIPAddress` and `userAgent` of such events, as AWS's
+/// documented KMS service events write them.
+pub const INVOKED_BY_SERVICE: &str = "AWS Internal";
 /// `eventCategory` of a management event.
 pub const EVENT_CATEGORY_MANAGEMENT: &str = "Management";
 
@@ -43,7 +48,8 @@ pub struct CloudTrailEvent {
     pub error_message: Option<String>,
     pub request_parameters: Option<serde_json::Value>,
     pub response_elements: Option<serde_json::Value>,
-    #[serde(rename = "requestID")]
+    /// Empty (and then omitted) for events the service emits itself, as in AWS's.
+    #[serde(rename = "requestID", default, skip_serializing_if = "String::is_empty")]
     pub request_id: String,
     #[serde(rename = "eventID")]
     pub event_id: String,
@@ -53,21 +59,83 @@ pub struct CloudTrailEvent {
     pub event_type: String,
     pub management_event: bool,
     pub recipient_account_id: String,
+    /// Set on both copies of a call recorded for two accounts (a caller using another
+    /// account's key): the same value in the caller's and the key owner's record.
+    #[serde(rename = "sharedEventID", default, skip_serializing_if = "Option::is_none")]
+    pub shared_event_id: Option<String>,
+    /// What an event the service emitted itself did (`AwsServiceEvent`s such as an
+    /// automatic `RotateKey`: `rotationType`, `keyId`); omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_event_details: Option<serde_json::Value>,
     pub event_category: String,
 }
 
-/// `userIdentity` of a record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `userIdentity` of a record. Which members appear depends on the credential type, as
+/// in AWS's records: an IAM user has all of `principalId`, `arn`, `accountId`,
+/// `accessKeyId`, `userName`; an assumed role has no `userName` but a `sessionContext`;
+/// another account (`AWSAccount`, the key owner's copy of a cross-account call) only
+/// `principalId` and `accountId`; an event the service emits itself only `accountId` and
+/// `invokedBy`. Absent members are omitted, never written as `null`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentity {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub identity_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_context: Option<SessionContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<String>,
+}
+
+/// `userIdentity.sessionContext`: the role session behind temporary credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_issuer: Option<SessionIssuer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_id_federation_data: Option<WebIdFederationData>,
+    pub attributes: SessionAttributes,
+}
+
+/// `sessionContext.sessionIssuer`: the role that issued the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIssuer {
+    /// `Role` for role sessions.
     #[serde(rename = "type")]
-    pub identity_type: String,
+    pub issuer_type: String,
     pub principal_id: String,
     pub arn: String,
     pub account_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_key_id: Option<String>,
     pub user_name: String,
+}
+
+/// `sessionContext.webIdFederationData` of a web-identity session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebIdFederationData {
+    pub federated_provider: String,
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `sessionContext.attributes`. AWS writes both as strings (`"false"`, an ISO time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionAttributes {
+    pub creation_date: String,
+    pub mfa_authenticated: String,
 }
 
 /// One entry of `resources`.
@@ -98,6 +166,11 @@ impl CloudTrailEvent {
         uuid::Uuid::new_v4().to_string()
     }
 
+    /// `serviceEventDetails` of an automatic rotation, as AWS writes them.
+    pub fn automatic_rotation_details(key_id: &str) -> serde_json::Value {
+        serde_json::json!({"rotationType": "AUTOMATIC", "keyId": key_id})
+    }
+
     /// The record as the JSON bytes to publish and store.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
@@ -109,8 +182,24 @@ impl CloudTrailEvent {
     }
 }
 
-/// Formats an instant the way CloudTrail writes `eventTime`: UTC, whole seconds, `Z`.
-pub(crate) fn format_event_time(t: OffsetDateTime) -> Result<String, time::error::Format> {
+/// A stable stand-in for IAM's unique ids (`AIDA...` users, `AROA...` roles): there is
+/// no IAM here to assign them, so the id is derived from the ARN — the same principal
+/// always gets the same id, 21 characters of IAM's alphabet like AWS's.
+pub fn derived_principal_id(prefix: &str, arn: &str) -> String {
+    use sha2::Digest as _;
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let digest = sha2::Sha256::digest(arn.as_bytes());
+    let tail: String = digest
+        .iter()
+        .take(21usize.saturating_sub(prefix.len()))
+        .map(|b| char::from(ALPHABET[usize::from(b & 31)]))
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+/// Formats an instant the way CloudTrail writes `eventTime` (and a session's
+/// `creationDate`): UTC, whole seconds, `Z`.
+pub fn format_event_time(t: OffsetDateTime) -> Result<String, time::error::Format> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.to_offset(time::UtcOffset::UTC).format(&fmt)
 }
@@ -146,12 +235,13 @@ mod tests {
         CloudTrailEvent {
             event_version: EVENT_VERSION.into(),
             user_identity: UserIdentity {
-                identity_type: "IAMUser".into(),
-                principal_id: "AIDAEXAMPLE".into(),
-                arn: "arn:aws:iam::111122223333:user/Alice".into(),
-                account_id: "111122223333".into(),
+                identity_type: Some("IAMUser".into()),
+                principal_id: Some("AIDAEXAMPLE".into()),
+                arn: Some("arn:aws:iam::111122223333:user/Alice".into()),
+                account_id: Some("111122223333".into()),
                 access_key_id: Some("AKIAEXAMPLE".into()),
-                user_name: "Alice".into(),
+                user_name: Some("Alice".into()),
+                ..UserIdentity::default()
             },
             event_time: datetime!(2026-11-23 11:17:09 UTC),
             event_source: EVENT_SOURCE_KMS.into(),
@@ -175,6 +265,8 @@ mod tests {
             event_type: EVENT_TYPE_API_CALL.into(),
             management_event: true,
             recipient_account_id: "111122223333".into(),
+            shared_event_id: None,
+            service_event_details: None,
             event_category: EVENT_CATEGORY_MANAGEMENT.into(),
         }
     }
@@ -221,6 +313,8 @@ mod tests {
         let mut e = sample();
         e.error_code = Some("NotFoundException".into());
         e.error_message = Some("Key not found".into());
+        e.shared_event_id = Some("c7a3e2a5-2b7f-4a43-8d53-4b6dfe26d9d0".into());
+        e.service_event_details = Some(json!({"rotationType": "AUTOMATIC"}));
         let text = String::from_utf8(e.to_json_bytes().unwrap()).unwrap();
         let order = [
             "\"eventVersion\"",
@@ -242,6 +336,8 @@ mod tests {
             "\"eventType\"",
             "\"managementEvent\"",
             "\"recipientAccountId\"",
+            "\"sharedEventID\"",
+            "\"serviceEventDetails\"",
             "\"eventCategory\"",
         ];
         let positions: Vec<usize> = order.iter().map(|k| text.find(k).unwrap()).collect();
@@ -256,12 +352,68 @@ mod tests {
         assert!(v["userIdentity"].get("accessKeyId").is_none());
         assert!(v.get("errorCode").is_none());
         assert!(v.get("errorMessage").is_none());
+        assert!(v.get("sharedEventID").is_none());
+        assert!(v["userIdentity"].get("sessionContext").is_none());
+        assert!(v["userIdentity"].get("invokedBy").is_none());
 
         e.error_code = Some("AccessDeniedException".into());
         e.error_message = Some("not authorized".into());
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["errorCode"], "AccessDeniedException");
         assert_eq!(v["errorMessage"], "not authorized");
+    }
+
+    #[test]
+    fn assumed_role_identity_has_aws_shape() {
+        let identity = UserIdentity {
+            identity_type: Some("AssumedRole".into()),
+            principal_id: Some("AROAEXAMPLE:app-session".into()),
+            arn: Some("arn:aws:sts::111122223333:assumed-role/app/app-session".into()),
+            account_id: Some("111122223333".into()),
+            access_key_id: Some("ASIAEXAMPLE".into()),
+            session_context: Some(SessionContext {
+                session_issuer: Some(SessionIssuer {
+                    issuer_type: "Role".into(),
+                    principal_id: "AROAEXAMPLE".into(),
+                    arn: "arn:aws:iam::111122223333:role/app".into(),
+                    account_id: "111122223333".into(),
+                    user_name: "app".into(),
+                }),
+                web_id_federation_data: None,
+                attributes: SessionAttributes {
+                    creation_date: "2026-11-23T10:00:00Z".into(),
+                    mfa_authenticated: "false".into(),
+                },
+            }),
+            ..UserIdentity::default()
+        };
+        let text = serde_json::to_string(&identity).unwrap();
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"type":"AssumedRole","principalId":"AROAEXAMPLE:app-session","#,
+                r#""arn":"arn:aws:sts::111122223333:assumed-role/app/app-session","#,
+                r#""accountId":"111122223333","accessKeyId":"ASIAEXAMPLE","#,
+                r#""sessionContext":{"sessionIssuer":{"type":"Role","principalId":"AROAEXAMPLE","#,
+                r#""arn":"arn:aws:iam::111122223333:role/app","accountId":"111122223333","#,
+                r#""userName":"app"},"attributes":{"creationDate":"2026-11-23T10:00:00Z","#,
+                r#""mfaAuthenticated":"false"}}}"#
+            )
+        );
+        assert_eq!(serde_json::from_str::<UserIdentity>(&text).unwrap(), identity);
+    }
+
+    #[test]
+    fn service_event_identity_is_account_and_invoker_only() {
+        let identity = UserIdentity {
+            account_id: Some("111122223333".into()),
+            invoked_by: Some("AWS Internal".into()),
+            ..UserIdentity::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&identity).unwrap(),
+            json!({"accountId": "111122223333", "invokedBy": "AWS Internal"})
+        );
     }
 
     #[test]
@@ -272,6 +424,7 @@ mod tests {
             e.error_message = Some("disabled".into());
             e.user_identity.access_key_id = None;
             e.resources.clear();
+            e.shared_event_id = Some("c7a3e2a5-2b7f-4a43-8d53-4b6dfe26d9d0".into());
             e
         }] {
             let back = CloudTrailEvent::from_json_slice(&e.to_json_bytes().unwrap()).unwrap();
@@ -291,6 +444,15 @@ mod tests {
             datetime!(2026-11-23 11:17:09 UTC)
         );
         assert!(parse_event_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn derived_principal_ids_are_stable_and_distinct() {
+        let a = derived_principal_id("AIDA", "arn:aws:iam::111122223333:user/a");
+        assert_eq!(a.len(), 21);
+        assert!(a.starts_with("AIDA"));
+        assert_eq!(a, derived_principal_id("AIDA", "arn:aws:iam::111122223333:user/a"));
+        assert_ne!(a, derived_principal_id("AIDA", "arn:aws:iam::111122223333:user/b"));
     }
 
     #[test]

@@ -25,9 +25,10 @@ pub use digest::{
     DIGEST_SIGNATURE_ALGORITHM,
 };
 pub use event::{
-    CloudTrailEvent, EventResource, UserIdentity, EVENT_CATEGORY_MANAGEMENT,
-    EVENT_SOURCE_CLOUDTRAIL, EVENT_SOURCE_KMS, EVENT_TYPE_API_CALL, EVENT_VERSION,
-    RESOURCE_TYPE_KMS_KEY,
+    derived_principal_id, format_event_time, CloudTrailEvent, EventResource, SessionAttributes,
+    SessionContext, SessionIssuer, UserIdentity, WebIdFederationData, EVENT_CATEGORY_MANAGEMENT,
+    EVENT_SOURCE_CLOUDTRAIL, EVENT_SOURCE_KMS, EVENT_TYPE_API_CALL, EVENT_TYPE_SERVICE_EVENT,
+    EVENT_VERSION, INVOKED_BY_SERVICE, RESOURCE_TYPE_KMS_KEY,
 };
 pub use export::{read_export, write_export, Export, ExportError, ExportSummary};
 pub use integrity::DigestSummary;

@@ -568,7 +568,7 @@ mod tests {
                         K::EventId => e.event_id.clone(),
                         K::EventName => e.event_name.clone(),
                         K::ReadOnly => e.read_only.to_string(),
-                        K::Username => e.user_identity.user_name.clone(),
+                        K::Username => e.user_identity.user_name.clone().unwrap_or_default(),
                         K::ResourceType => crate::RESOURCE_TYPE_KMS_KEY.into(),
                         K::ResourceName => match e.resources.first() {
                             Some(r) => r.arn.clone(),

@@ -96,12 +96,13 @@ pub(crate) fn fixture() -> Vec<CloudTrailEvent> {
             CloudTrailEvent {
                 event_version: EVENT_VERSION.into(),
                 user_identity: UserIdentity {
-                    identity_type: "IAMUser".into(),
-                    principal_id: format!("AIDA{}", r.user.to_uppercase()),
-                    arn: format!("arn:aws:iam::{}:user/{}", r.account, r.user),
-                    account_id: r.account.into(),
+                    identity_type: Some("IAMUser".into()),
+                    principal_id: Some(format!("AIDA{}", r.user.to_uppercase())),
+                    arn: Some(format!("arn:aws:iam::{}:user/{}", r.account, r.user)),
+                    account_id: Some(r.account.into()),
                     access_key_id: r.access_key.map(Into::into),
-                    user_name: r.user.into(),
+                    user_name: Some(r.user.into()),
+                    ..UserIdentity::default()
                 },
                 event_time: t(r.secs),
                 event_source: source.into(),
@@ -124,6 +125,8 @@ pub(crate) fn fixture() -> Vec<CloudTrailEvent> {
                 event_type: EVENT_TYPE_API_CALL.into(),
                 management_event: true,
                 recipient_account_id: r.account.into(),
+                shared_event_id: None,
+                service_event_details: None,
                 event_category: EVENT_CATEGORY_MANAGEMENT.into(),
             }
         })

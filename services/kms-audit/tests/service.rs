@@ -43,12 +43,13 @@ fn event(i: u32) -> CloudTrailEvent {
     CloudTrailEvent {
         event_version: "1.08".into(),
         user_identity: UserIdentity {
-            identity_type: "IAMUser".into(),
-            principal_id: "AIDA".into(),
-            arn: format!("arn:aws:iam::{account}:user/{user}"),
-            account_id: account.into(),
+            identity_type: Some("IAMUser".into()),
+            principal_id: Some("AIDA".into()),
+            arn: Some(format!("arn:aws:iam::{account}:user/{user}")),
+            account_id: Some(account.into()),
             access_key_id: None,
-            user_name: user.into(),
+            user_name: Some(user.into()),
+            ..UserIdentity::default()
         },
         event_time: time::OffsetDateTime::now_utc() - time::Duration::seconds(100 - i64::from(i)),
         event_source: "kms.amazonaws.com".into(),
@@ -70,6 +71,8 @@ fn event(i: u32) -> CloudTrailEvent {
         event_type: "AwsApiCall".into(),
         management_event: true,
         recipient_account_id: account.into(),
+        shared_event_id: None,
+        service_event_details: None,
         event_category: "Management".into(),
     }
 }

@@ -1,6 +1,9 @@
 //! CloudTrail's `LookupEvents`, so `aws cloudtrail lookup-events` reads this service's
-//! audit log. A caller sees its own account's events; a configured admin principal sees
-//! every account's.
+//! audit log. Reading the audit log is a permission of its own, as in AWS: a tenant's
+//! principal needs an identity policy that allows `cloudtrail:LookupEvents` (an auditor
+//! role; the account root needs none) and then sees its own account's events only. A
+//! configured admin principal (the platform operator) sees every account's, without a
+//! policy: it belongs to no tenant.
 
 use kms_bus::audit as op;
 use kms_core::{KmsError, KmsResult};
@@ -30,11 +33,41 @@ fn epoch_ms(p: &Params, member: &str) -> KmsResult<Option<i64>> {
     Ok(p.opt_f64(member)?.map(|s| (s * 1000.0).round() as i64))
 }
 
+/// The IAM action that guards reading the audit log.
+const LOOKUP_ACTION: &str = "cloudtrail:LookupEvents";
+
+/// Asks the policy service whether the caller's identity policies allow `LookupEvents`
+/// (key-less, like CreateKey: no key policy is involved). Not cached: this is no hot
+/// path, and a revoked auditor must be refused at once.
+async fn authorize_lookup(call: &Call<'_>) -> KmsResult<()> {
+    let value = |key: &str, value: &str| wire::ConditionValues {
+        key: key.to_owned(),
+        values: vec![value.to_owned()],
+        multi_valued: false,
+    };
+    let mut conditions =
+        vec![value("aws:SourceIp", &call.source_ip), value("aws:SecureTransport", "false")];
+    for (tag, tag_value) in call.principal_tags {
+        conditions.push(value(&format!("aws:PrincipalTag/{tag}"), tag_value));
+    }
+    call.call::<kms_bus::policy::Authorize>(&wire::AuthorizeRequest {
+        caller: Some(call.caller.clone()),
+        action: LOOKUP_ACTION.to_owned(),
+        conditions,
+        ..wire::AuthorizeRequest::default()
+    })
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn lookup_events(
     call: &Call<'_>,
     p: &Params,
     is_admin: bool,
 ) -> Result<Output, LookupFailure> {
+    if !is_admin {
+        authorize_lookup(call).await?;
+    }
     let attributes = p.lookup_attributes()?;
     let max_results = match p.opt_i64("MaxResults")? {
         None => 0,

@@ -141,7 +141,7 @@ async fn handle(
                 let record =
                     Recorder::new(&app, identity, &headers, peer, &request_id, target.as_ref());
                 let event = record.record(None, None, Vec::new(), Some(&err), Some(e.aws_code()));
-                if let Err(audit_err) = audit::publish(&app.bus, &event).await {
+                if let Err(audit_err) = audit::publish(&app.bus, event).await {
                     return kms_error_response(&request_id, &audit_err);
                 }
             }
@@ -157,7 +157,7 @@ async fn handle(
         outcome.result.as_ref().err(),
         outcome.error_code_override.as_deref(),
     );
-    if let Err(audit_err) = audit::publish(&app.bus, &event).await {
+    if let Err(audit_err) = audit::publish(&app.bus, event).await {
         return kms_error_response(&request_id, &audit_err);
     }
     match outcome.result {

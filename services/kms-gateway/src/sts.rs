@@ -174,7 +174,7 @@ pub(crate) async fn handle(
     let account = request.role_arn.as_deref().and_then(role_account);
     if let (Some(caller), Some(account)) = (caller, account) {
         let event = record(app, headers, peer, request_id, &request, caller, account, &outcome);
-        if let Err(audit_err) = audit::publish(&app.bus, &event).await {
+        if let Err(audit_err) = audit::publish(&app.bus, event).await {
             tracing::warn!(code = audit_err.code.aws_name(), "sts audit record not stored");
             return sts_error(request_id, &StsError::Internal);
         }

@@ -1,10 +1,10 @@
 //! `dev-init`: what a developer needs to run the system on a laptop. It creates (once)
 //! a root key, a credentials file with an access key for a development user in each of
 //! two accounts, identity policies that let those users use KMS (`kms:*`; the default key
-//! policy delegates to them, as in AWS), and an AWS shared config/credentials pair so the
-//! `aws` CLI and SDKs use them against the local gateway, and a key that seals role-session
-//! tokens (STS `AssumeRoleWithWebIdentity`). Existing files are kept, so keys and data
-//! survive.
+//! policy delegates to them, as in AWS) and read their account's audit log
+//! (`cloudtrail:LookupEvents`), an AWS shared config/credentials pair so the `aws` CLI and
+//! SDKs use them against the local gateway, and a key that seals role-session tokens (STS
+//! `AssumeRoleWithWebIdentity`). Existing files are kept, so keys and data survive.
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +58,43 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reading the account's audit log is a permission of its own (`LookupEvents` needs it).
+fn audit_read_policy(principal: &str) -> serde_json::Value {
+    serde_json::json!({
+        "principal": principal,
+        "name": "audit-read",
+        "document": {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "cloudtrail:LookupEvents", "Resource": "*"}]
+        }
+    })
+}
+
+/// A bootstrap file written before `LookupEvents` needed a policy gets the dev users'
+/// `audit-read` added (the policy service attaches missing entries at its next start), so
+/// an existing `.data/` keeps working. Anything else in the file is left as it is.
+fn add_audit_read(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let Ok(mut file) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(()); // not ours to repair; the policy service reports it
+    };
+    let Some(policies) = file.get_mut("identity_policies").and_then(|p| p.as_array_mut()) else {
+        return Ok(());
+    };
+    let mut changed = false;
+    for principal in [DEV_PRINCIPAL, DEV_SECOND_PRINCIPAL] {
+        let has = policies.iter().any(|p| p["principal"] == principal && p["name"] == "audit-read");
+        if !has {
+            policies.push(audit_read_policy(principal));
+            changed = true;
+        }
+    }
+    if changed {
+        write_private(path, &format!("{file:#}\n"))?;
+    }
+    Ok(())
+}
+
 /// Creates what is missing under `data_dir` and returns where everything is.
 pub fn dev_init(data_dir: &Path, endpoint: &str, region: &str) -> anyhow::Result<DevSetup> {
     std::fs::create_dir_all(data_dir)?;
@@ -85,19 +122,24 @@ pub fn dev_init(data_dir: &Path, endpoint: &str, region: &str) -> anyhow::Result
     if !setup.identity_policies_file.exists() {
         let policies: Vec<serde_json::Value> = [DEV_PRINCIPAL, DEV_SECOND_PRINCIPAL]
             .iter()
-            .map(|principal| {
-                serde_json::json!({
-                    "principal": principal,
-                    "name": "kms-full-access",
-                    "document": {
-                        "Version": "2012-10-17",
-                        "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]
-                    }
-                })
+            .flat_map(|principal| {
+                [
+                    serde_json::json!({
+                        "principal": principal,
+                        "name": "kms-full-access",
+                        "document": {
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]
+                        }
+                    }),
+                    audit_read_policy(principal),
+                ]
             })
             .collect();
         let file = serde_json::json!({ "identity_policies": policies });
         write_private(&setup.identity_policies_file, &format!("{file:#}\n"))?;
+    } else {
+        add_audit_read(&setup.identity_policies_file)?;
     }
     let store = CredentialStore::load(&setup.credentials_file)?;
     let mut credentials = String::new();
@@ -118,4 +160,53 @@ pub fn dev_init(data_dir: &Path, endpoint: &str, region: &str) -> anyhow::Result
     write_private(&setup.aws_credentials_file, &credentials)?;
     write_private(&setup.aws_config_file, &config)?;
     Ok(setup)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    struct TempDir(std::path::PathBuf);
+    impl TempDir {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn audit_read_entries(dir: &Path) -> usize {
+        let text = std::fs::read_to_string(dir.join(IDENTITY_POLICIES_FILE)).unwrap();
+        let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        file["identity_policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == "audit-read")
+            .count()
+    }
+
+    #[test]
+    fn dev_users_may_read_their_audit_log_also_in_an_older_data_dir() {
+        // (std's temp dir: this crate has no dev-dependencies to pull in for one test)
+        let path = std::env::temp_dir().join(format!("kms-dev-init-{}", std::process::id()));
+        let dir = TempDir(path);
+        dev_init(dir.path(), "http://127.0.0.1:4566", "us-east-1").unwrap();
+        assert_eq!(audit_read_entries(dir.path()), 2);
+
+        // A file from before: kms:* only. dev-init adds audit-read once, keeps the rest.
+        let old = serde_json::json!({"identity_policies": [{"principal": DEV_PRINCIPAL,
+            "name": "kms-full-access", "document": {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}}]});
+        std::fs::write(dir.path().join(IDENTITY_POLICIES_FILE), old.to_string()).unwrap();
+        dev_init(dir.path(), "http://127.0.0.1:4566", "us-east-1").unwrap();
+        dev_init(dir.path(), "http://127.0.0.1:4566", "us-east-1").unwrap();
+        assert_eq!(audit_read_entries(dir.path()), 2);
+        let text = std::fs::read_to_string(dir.path().join(IDENTITY_POLICIES_FILE)).unwrap();
+        assert!(text.contains("kms-full-access"));
+    }
 }

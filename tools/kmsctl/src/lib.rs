@@ -1,12 +1,17 @@
 //! `kmsctl audit ...`: verify the audit log (online through the audit service's gRPC API,
-//! or offline from an export directory), query it, count it, tail it and export it as
-//! CloudTrail log files with their signed digests.
+//! or offline from an export directory), look events up, count them, tail them and export
+//! them as CloudTrail log files with their signed digests.
+//!
+//! Output meant for scripts goes to stdout; progress of long reads (exports and online
+//! verifications read every record of an account) goes to stderr, and only when a person
+//! is watching it (stderr is a terminal) or `--progress` asks for it, so a pipeline or a
+//! cron job's mail is not filled with counters.
 //!
 //! Verification never trusts the server's verdict: it fetches records, digests and public
 //! keys and runs the verifier of `kms-audit-log` locally; `--public-key` pins the key
 //! instead of taking the server's (or the export's) word for it.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,6 +39,9 @@ pub struct Cli {
     /// Bearer token (a JWT from an issuer the service trusts).
     #[arg(long, env = "KMSCTL_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// Show progress on stderr even when it is not a terminal.
+    #[arg(long, global = true)]
+    pub progress: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,7 +58,10 @@ pub enum Audit {
     /// Checks records against the signed digests; names every record removed, changed,
     /// inserted or reordered and every bad digest. Exits 1 when anything is wrong.
     Verify(VerifyArgs),
-    /// Events matching the filters, newest first.
+    /// Events matching the filters, newest first, in the columns of CloudTrail's event
+    /// history (time, user, event, resource, source IP, error), or as JSON records.
+    Lookup(QueryArgs),
+    /// Events matching the filters, newest first, with their store sequence and account.
     Query(QueryArgs),
     /// Counts of matching events per time bucket, grouped.
     Stats(StatsArgs),
@@ -198,6 +209,82 @@ pub fn parse_duration(text: &str) -> anyhow::Result<i64> {
     n.checked_mul(scale).context("duration too large")
 }
 
+/// Progress of a long read, on stderr: a counter rewritten in place on a terminal, one
+/// line per step otherwise (with `--progress`). Silent when disabled.
+pub struct Progress<W: Write> {
+    out: Option<W>,
+    terminal: bool,
+    label: String,
+    count: u64,
+    last: std::time::Instant,
+}
+
+impl Progress<std::io::Stderr> {
+    /// Enabled when stderr is a terminal or `forced`.
+    pub fn stderr(forced: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        Self::new((terminal || forced).then(std::io::stderr), terminal)
+    }
+}
+
+impl<W: Write> Progress<W> {
+    /// How often a counter is rewritten at most.
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+    /// Without a terminal, a line per this many records.
+    const LINE_EVERY: u64 = 10_000;
+
+    pub fn new(out: Option<W>, terminal: bool) -> Self {
+        Self { out, terminal, label: String::new(), count: 0, last: std::time::Instant::now() }
+    }
+
+    /// Starts counting a new step.
+    pub fn start(&mut self, label: impl Into<String>) {
+        self.label = label.into();
+        self.count = 0;
+        self.last = std::time::Instant::now();
+    }
+
+    /// One more record read.
+    pub fn tick(&mut self) {
+        self.count += 1;
+        let due = if self.terminal {
+            self.last.elapsed() >= Self::INTERVAL
+        } else {
+            self.count.is_multiple_of(Self::LINE_EVERY)
+        };
+        if due {
+            self.last = std::time::Instant::now();
+            self.show(false);
+        }
+    }
+
+    /// The step is done: its final count.
+    pub fn finish(&mut self) {
+        self.show(true);
+    }
+
+    /// A line of its own (what is being done next).
+    pub fn note(&mut self, line: impl std::fmt::Display) {
+        if let Some(out) = self.out.as_mut() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+
+    fn show(&mut self, done: bool) {
+        let (label, count, terminal) = (&self.label, self.count, self.terminal);
+        if let Some(out) = self.out.as_mut() {
+            // Progress is best effort: a closed stderr must not fail the command.
+            let _ = match (terminal, done) {
+                (true, false) => write!(out, "\r{label}: {count} records"),
+                (true, true) => writeln!(out, "\r{label}: {count} records, done"),
+                (false, false) => writeln!(out, "{label}: {count} records"),
+                (false, true) => writeln!(out, "{label}: {count} records, done"),
+            };
+            let _ = out.flush();
+        }
+    }
+}
+
 impl FilterArgs {
     fn to_proto(&self, now: time::OffsetDateTime) -> anyhow::Result<pb::Filter> {
         let (context_key, context_value) = match self.context.as_deref().map(|c| c.split_once('='))
@@ -250,6 +337,7 @@ impl Client {
         &mut self,
         account: &str,
         window: Option<(i64, i64)>,
+        progress: &mut Progress<impl Write>,
     ) -> anyhow::Result<(Vec<AuditRecord>, Vec<SignedDigest>, Vec<DigestPublicKey>)> {
         let request = pb::ListRecordsRequest {
             account: account.to_owned(),
@@ -258,12 +346,12 @@ impl Client {
         };
         let mut stream = self.inner.list_records(self.req(request)?).await?.into_inner();
         let mut records = Vec::new();
+        progress.start(format!("reading {account}"));
         while let Some(r) = stream.message().await? {
             records.push(AuditRecord { seq: r.seq, event: r.event });
-            if records.len() % 100_000 == 0 {
-                eprintln!("  {account}: {} records read", records.len());
-            }
+            progress.tick();
         }
+        progress.finish();
         let digests = self
             .inner
             .list_digests(self.req(pb::ListDigestsRequest { account: account.to_owned() })?)
@@ -318,13 +406,18 @@ fn print_report(report: &VerificationReport, json: bool) -> anyhow::Result<()> {
 
 async fn verify_cmd(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let trusted = trusted_key(&args.public_key)?;
+    let mut progress = Progress::stderr(cli.progress);
     let mut reports = Vec::new();
     if let Some(dir) = &args.dir {
         for export in read_export(dir)? {
             if args.account.as_ref().is_some_and(|a| *a != export.account) {
                 continue;
             }
-            eprintln!("verifying {} ({} records)", export.account, export.records.len());
+            progress.note(format_args!(
+                "verifying {} ({} records)",
+                export.account,
+                export.records.len()
+            ));
             reports.push(export.verify(trusted.as_deref()));
         }
     } else {
@@ -341,8 +434,8 @@ async fn verify_cmd(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             }
         };
         for account in accounts {
-            eprintln!("verifying {account}");
-            let (records, digests, keys) = client.material(&account, None).await?;
+            let (records, digests, keys) = client.material(&account, None, &mut progress).await?;
+            progress.note(format_args!("verifying {account} ({} records)", records.len()));
             reports.push(verify(&VerifyInput {
                 account: &account,
                 records: &records,
@@ -386,7 +479,50 @@ fn print_event(e: &pb::Event, format: Format) -> anyhow::Result<()> {
     }
 }
 
+/// A row of `audit lookup`'s table: the columns of CloudTrail's event history.
+fn lookup_row(event_json: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(event_json).unwrap_or_default();
+    let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
+    // Who: the user name, else the ARN, else the account (service events, other accounts).
+    let user = s("/userIdentity/userName")
+        .or_else(|| s("/userIdentity/arn"))
+        .or_else(|| s("/userIdentity/invokedBy"))
+        .or_else(|| s("/userIdentity/accountId"))
+        .unwrap_or_else(|| "-".to_owned());
+    format!(
+        "{:<20}  {:<24}  {:<34}  {:<78}  {:<15}  {}",
+        s("/eventTime").unwrap_or_else(|| "-".to_owned()),
+        user,
+        s("/eventName").unwrap_or_else(|| "-".to_owned()),
+        s("/resources/0/ARN").unwrap_or_else(|| "-".to_owned()),
+        s("/sourceIPAddress").unwrap_or_else(|| "-".to_owned()),
+        s("/errorCode").unwrap_or_else(|| "-".to_owned()),
+    )
+}
+
+const LOOKUP_HEADER: &str = "EVENT TIME            USER                      EVENT NAME                          RESOURCE                                                                        SOURCE IP        ERROR";
+
+async fn lookup_cmd(cli: &Cli, args: &QueryArgs) -> anyhow::Result<ExitCode> {
+    if matches!(args.output, Format::Table) {
+        out(LOOKUP_HEADER)?;
+    }
+    events(cli, args, |e| match args.output {
+        Format::Json => out(&e.event_json),
+        Format::Table => out(lookup_row(&e.event_json)),
+    })
+    .await
+}
+
 async fn query_cmd(cli: &Cli, args: &QueryArgs) -> anyhow::Result<ExitCode> {
+    events(cli, args, |e| print_event(e, args.output)).await
+}
+
+/// Pages through the events `args` select, newest first, up to `--limit`.
+async fn events(
+    cli: &Cli,
+    args: &QueryArgs,
+    mut print: impl FnMut(&pb::Event) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect(cli).await?;
     let filter = args.filter.to_proto(time::OffsetDateTime::now_utc())?;
     let mut token = String::new();
@@ -398,8 +534,8 @@ async fn query_cmd(cli: &Cli, args: &QueryArgs) -> anyhow::Result<ExitCode> {
             page_token: token,
         };
         let page = client.inner.query(client.req(request)?).await?.into_inner();
-        for e in &page.events {
-            print_event(e, args.output)?;
+        for e in page.events.iter().take(args.limit - printed) {
+            print(e)?;
             printed += 1;
         }
         token = page.next_page_token;
@@ -469,8 +605,10 @@ async fn export_cmd(cli: &Cli, args: &ExportArgs) -> anyhow::Result<ExitCode> {
             u.as_deref().map(|u| parse_time(u, now)).transpose()?.unwrap_or(i64::MAX),
         )),
     };
-    eprintln!("reading {}'s records", args.account);
-    let (records, digests, public_keys) = client.material(&args.account, window).await?;
+    let mut progress = Progress::stderr(cli.progress);
+    let (records, digests, public_keys) =
+        client.material(&args.account, window, &mut progress).await?;
+    progress.note(format_args!("writing {} records to {}", records.len(), args.out.display()));
     let export = Export {
         account: args.account.clone(),
         window,
@@ -495,6 +633,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Command::Audit(audit) = &cli.command;
     match audit {
         Audit::Verify(a) => verify_cmd(&cli, a).await,
+        Audit::Lookup(a) => lookup_cmd(&cli, a).await,
         Audit::Query(a) => query_cmd(&cli, a).await,
         Audit::Stats(a) => stats_cmd(&cli, a).await,
         Audit::Tail(a) => tail_cmd(&cli, a).await,
@@ -548,6 +687,72 @@ mod tests {
     }
 
     #[test]
+    fn progress_is_silent_unless_enabled_and_counts_when_it_is() {
+        let mut silent = Progress::<Vec<u8>>::new(None, false);
+        silent.start("reading 111122223333");
+        for _ in 0..25_000 {
+            silent.tick();
+        }
+        silent.finish();
+        assert!(silent.out.is_none());
+
+        let mut lines = Progress::new(Some(Vec::new()), false);
+        lines.start("reading 111122223333");
+        for _ in 0..25_000 {
+            lines.tick();
+        }
+        lines.finish();
+        lines.note("writing 25000 records to ./export");
+        assert_eq!(
+            String::from_utf8(lines.out.unwrap()).unwrap(),
+            "reading 111122223333: 10000 records\nreading 111122223333: 20000 records\n\
+             reading 111122223333: 25000 records, done\nwriting 25000 records to ./export\n"
+        );
+
+        let mut terminal = Progress::new(Some(Vec::new()), true);
+        terminal.start("reading 111122223333");
+        terminal.tick();
+        terminal.finish();
+        assert_eq!(
+            String::from_utf8(terminal.out.unwrap()).unwrap(),
+            "\rreading 111122223333: 1 records, done\n"
+        );
+    }
+
+    #[test]
+    fn lookup_rows_name_who_did_what_to_which_key() {
+        let row = lookup_row(
+            &serde_json::json!({
+                "eventTime": "2026-11-23T10:00:00Z", "eventName": "Decrypt",
+                "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/dev",
+                                 "userName": "dev"},
+                "resources": [{"ARN": "arn:aws:kms:us-east-1:111122223333:key/k1"}],
+                "sourceIPAddress": "192.0.2.1", "errorCode": "AccessDenied"
+            })
+            .to_string(),
+        );
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "2026-11-23T10:00:00Z",
+                "dev",
+                "Decrypt",
+                "arn:aws:kms:us-east-1:111122223333:key/k1",
+                "192.0.2.1",
+                "AccessDenied"
+            ]
+        );
+        let service = lookup_row(
+            &serde_json::json!({"eventTime": "2026-11-23T10:00:00Z", "eventName": "RotateKey",
+                "userIdentity": {"accountId": "111122223333", "invokedBy": "AWS Internal"}})
+            .to_string(),
+        );
+        assert!(service.contains("AWS Internal"), "{service}");
+        assert_eq!(LOOKUP_HEADER.split_whitespace().next(), Some("EVENT"));
+    }
+
+    #[test]
     fn cli_parses() {
         let cli = Cli::try_parse_from(["kmsctl", "audit", "verify", "--dir", "/tmp/x", "--json"])
             .unwrap();
@@ -573,5 +778,20 @@ mod tests {
         .unwrap();
         let Command::Audit(Audit::Query(q)) = cli.command else { panic!("query") };
         assert_eq!(q.filter.event_names, ["Decrypt", "Encrypt"]);
+        let cli = Cli::try_parse_from([
+            "kmsctl",
+            "audit",
+            "lookup",
+            "--since",
+            "24h",
+            "--output",
+            "json",
+            "--progress",
+        ])
+        .unwrap();
+        assert!(cli.progress);
+        let Command::Audit(Audit::Lookup(l)) = cli.command else { panic!("lookup") };
+        assert_eq!(l.filter.since.as_deref(), Some("24h"));
+        assert!(matches!(l.output, Format::Json));
     }
 }

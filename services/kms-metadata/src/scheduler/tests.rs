@@ -176,6 +176,9 @@ async fn two_replicas_rotate_and_delete_once() {
     .await;
     let performed = |r: &Replica| r.stats.performed.load(Ordering::Relaxed);
     let applied = |r: &Replica| r.stats.applied.load(Ordering::Relaxed);
+    // A replica counts a transition once its claim is marked done, after its store moved.
+    let counted = || performed(&a) + applied(&a) + performed(&b) + applied(&b);
+    eventually("both replicas counted the rotation", || counted() >= 2).await;
     assert_eq!(performed(&a) + performed(&b), 1, "one replica rotated");
     assert_eq!(applied(&a) + applied(&b), 1, "the other applied its outcome");
 
@@ -195,6 +198,7 @@ async fn two_replicas_rotate_and_delete_once() {
         a.key(&key_id).is_none() && b.key(&key_id).is_none()
     })
     .await;
+    eventually("both replicas counted the deletion", || counted() >= 4).await;
     assert_eq!(performed(&a) + performed(&b), 2, "one replica deleted");
     assert_eq!(applied(&a) + applied(&b), 2);
     // The deletion really shredded the material, once: no version of it remains.
@@ -235,6 +239,6 @@ async fn a_stale_claim_is_taken_over() {
         b.key(&key_id).unwrap().current_material_version == 2
     })
     .await;
-    assert_eq!(b.stats.performed.load(Ordering::Relaxed), 1);
+    eventually("the claim is marked done", || b.stats.performed.load(Ordering::Relaxed) == 1).await;
     let _ = b.stop.send(true);
 }

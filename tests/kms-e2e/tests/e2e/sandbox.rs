@@ -361,7 +361,17 @@ impl Sandbox {
     }
 
     pub(crate) fn cloudtrail(&self, account: &str) -> aws_sdk_cloudtrail::Client {
-        let key = self.access_key(account);
+        self.cloudtrail_with(self.access_key(account))
+    }
+
+    /// A CloudTrail client signed with the access key of `principal`.
+    pub(crate) fn cloudtrail_as(&self, principal: &str) -> aws_sdk_cloudtrail::Client {
+        let key =
+            self.keys.iter().find(|k| k.principal == principal).expect("a user of the sandbox");
+        self.cloudtrail_with(key.clone())
+    }
+
+    fn cloudtrail_with(&self, key: AccessKey) -> aws_sdk_cloudtrail::Client {
         let config = aws_sdk_cloudtrail::Config::builder()
             .behavior_version(aws_sdk_cloudtrail::config::BehaviorVersion::latest())
             .region(aws_sdk_cloudtrail::config::Region::new(REGION))

@@ -68,6 +68,21 @@ pub struct CloudTrailEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_event_details: Option<serde_json::Value>,
     pub event_category: String,
+    /// How the call reached the service when it came over TLS; omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_details: Option<TlsDetails>,
+}
+
+/// `tlsDetails` of a record: the negotiated protocol and cipher suite, and the `Host`
+/// header the client sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsDetails {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub tls_version: String,
+    /// The IANA name of the suite, e.g. `TLS_AES_128_GCM_SHA256`.
+    pub cipher_suite: String,
+    pub client_provided_host_header: String,
 }
 
 /// `userIdentity` of a record. Which members appear depends on the credential type, as
@@ -268,6 +283,7 @@ mod tests {
             shared_event_id: None,
             service_event_details: None,
             event_category: EVENT_CATEGORY_MANAGEMENT.into(),
+            tls_details: None,
         }
     }
 

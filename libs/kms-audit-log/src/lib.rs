@@ -26,9 +26,9 @@ pub use digest::{
 };
 pub use event::{
     derived_principal_id, format_event_time, CloudTrailEvent, EventResource, SessionAttributes,
-    SessionContext, SessionIssuer, UserIdentity, WebIdFederationData, EVENT_CATEGORY_MANAGEMENT,
-    EVENT_SOURCE_CLOUDTRAIL, EVENT_SOURCE_KMS, EVENT_TYPE_API_CALL, EVENT_TYPE_SERVICE_EVENT,
-    EVENT_VERSION, INVOKED_BY_SERVICE, RESOURCE_TYPE_KMS_KEY,
+    SessionContext, SessionIssuer, TlsDetails, UserIdentity, WebIdFederationData,
+    EVENT_CATEGORY_MANAGEMENT, EVENT_SOURCE_CLOUDTRAIL, EVENT_SOURCE_KMS, EVENT_TYPE_API_CALL,
+    EVENT_TYPE_SERVICE_EVENT, EVENT_VERSION, INVOKED_BY_SERVICE, RESOURCE_TYPE_KMS_KEY,
 };
 pub use export::{read_export, write_export, Export, ExportError, ExportSummary};
 pub use integrity::DigestSummary;

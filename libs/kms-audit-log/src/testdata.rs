@@ -128,6 +128,7 @@ pub(crate) fn fixture() -> Vec<CloudTrailEvent> {
                 shared_event_id: None,
                 service_event_details: None,
                 event_category: EVENT_CATEGORY_MANAGEMENT.into(),
+                tls_details: None,
             }
         })
         .collect()

@@ -171,6 +171,7 @@ impl CallRecord<'_> {
             shared_event_id: None,
             service_event_details: None,
             event_category: EVENT_CATEGORY_MANAGEMENT.to_owned(),
+            tls_details: None,
         }
     }
 }

@@ -2,7 +2,6 @@
 //! records it in the audit log and renders the answer or the AWS error shape. STS's
 //! form-encoded, unsigned `AssumeRoleWithWebIdentity` goes to `sts` instead.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -105,7 +104,7 @@ fn kms_error_response(request_id: &str, err: &KmsError) -> Response {
 
 async fn handle(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<crate::tls::Peer>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -120,7 +119,7 @@ async fn handle(
         }
     };
     if crate::sts::is_sts_request(&headers) {
-        return crate::sts::handle(&app, &headers, peer, &request_id, &body).await;
+        return crate::sts::handle(&app, &headers, &peer, &request_id, &body).await;
     }
     let target = Target::parse(&headers);
     let identity = match app.auth.authenticate(
@@ -139,7 +138,7 @@ async fn handle(
                 // Who it claims to be is known: the attempt goes on record.
                 let err = KmsError::new(ErrorCode::AccessDenied, e.message());
                 let record =
-                    Recorder::new(&app, identity, &headers, peer, &request_id, target.as_ref());
+                    Recorder::new(&app, identity, &headers, &peer, &request_id, target.as_ref());
                 let event = record.record(None, None, Vec::new(), Some(&err), Some(e.aws_code()));
                 if let Err(audit_err) = audit::publish(&app.bus, event).await {
                     return kms_error_response(&request_id, &audit_err);
@@ -148,7 +147,7 @@ async fn handle(
             return response;
         }
     };
-    let recorder = Recorder::new(&app, &identity, &headers, peer, &request_id, target.as_ref());
+    let recorder = Recorder::new(&app, &identity, &headers, &peer, &request_id, target.as_ref());
     let outcome = serve_call(&app, &identity, &recorder, target.as_ref(), &body).await;
     let event = recorder.record(
         outcome.request_parameters,
@@ -289,6 +288,16 @@ struct Recorder<'a> {
     event_name: String,
     event_source: &'static str,
     read_only: bool,
+    tls: Option<kms_audit_log::TlsDetails>,
+}
+
+/// The record's `tlsDetails` for a call that came over TLS.
+pub(crate) fn tls_details(
+    peer: &crate::tls::Peer,
+    headers: &HeaderMap,
+) -> Option<kms_audit_log::TlsDetails> {
+    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    peer.tls.as_ref().map(|tls| tls.details(host))
 }
 
 impl<'a> Recorder<'a> {
@@ -296,7 +305,7 @@ impl<'a> Recorder<'a> {
         app: &App,
         identity: &'a Identity,
         headers: &HeaderMap,
-        peer: SocketAddr,
+        peer: &crate::tls::Peer,
         request_id: &'a str,
         target: Option<&Target>,
     ) -> Self {
@@ -312,7 +321,7 @@ impl<'a> Recorder<'a> {
             identity,
             region: identity.region.clone().unwrap_or_else(|| app.default_region.clone()),
             source_ip: crate::client_ip::client_ip(
-                peer.ip(),
+                peer.addr.ip(),
                 headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
                 &app.trusted_proxies,
             )
@@ -328,6 +337,7 @@ impl<'a> Recorder<'a> {
             event_source: target.map_or(EVENT_SOURCE_KMS, Target::event_source),
             event_name,
             read_only,
+            tls: tls_details(peer, headers),
         }
     }
 
@@ -339,7 +349,7 @@ impl<'a> Recorder<'a> {
         error: Option<&KmsError>,
         error_code_override: Option<&str>,
     ) -> kms_audit_log::CloudTrailEvent {
-        CallRecord {
+        let mut event = CallRecord {
             identity: self.identity,
             region: &self.region,
             event_source: self.event_source,
@@ -354,7 +364,9 @@ impl<'a> Recorder<'a> {
             error,
             error_code_override,
         }
-        .to_event()
+        .to_event();
+        event.tls_details = self.tls.clone();
+        event
     }
 }
 

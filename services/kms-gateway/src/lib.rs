@@ -16,6 +16,7 @@ mod http;
 mod ops;
 mod params;
 mod sts;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +70,12 @@ pub struct Config {
     /// gateway replica needs the same file to accept the temporary credentials.
     #[arg(long = "session-key-file", env = "KMS_GATEWAY_SESSION_KEY_FILE")]
     pub session_key_file: Option<PathBuf>,
+    /// PEM certificate chain: with `--tls-key-file`, the API is served over HTTPS only.
+    #[arg(long = "tls-cert-file", env = "KMS_GATEWAY_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long = "tls-key-file", env = "KMS_GATEWAY_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 fn parse_cidr(text: &str) -> Result<client_ip::Cidr, String> {
@@ -85,6 +92,8 @@ impl Config {
             trusted_proxies: Vec::new(),
             workload_identity_file: None,
             session_key_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -156,10 +165,19 @@ pub async fn run(
     });
     // Spans and kms_gateway_http_* metrics per API request.
     let router = kms_telemetry::http::instrument(http::router(app));
-    tracing::info!(address = %listener.local_addr()?, "gateway listening");
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let service = router.into_make_service_with_connect_info::<tls::Peer>();
+    match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let listener = tls::TlsListener::new(listener, tls::server_config(cert, key)?)?;
+            let address = axum::serve::Listener::local_addr(&listener)?.addr;
+            tracing::info!(%address, "gateway listening (HTTPS)");
+            axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+        }
+        _ => {
+            tracing::info!(address = %listener.local_addr()?, "gateway listening");
+            axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+        }
+    }
     follower.abort();
     tracing::info!("gateway stopped");
     Ok(())

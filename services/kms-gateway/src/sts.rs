@@ -16,7 +16,6 @@
 //! key).
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -125,7 +124,7 @@ fn success_body(request_id: &str, c: &IssuedCredentials) -> Zeroizing<String> {
 pub(crate) async fn handle(
     app: &App,
     headers: &HeaderMap,
-    peer: SocketAddr,
+    peer: &crate::tls::Peer,
     request_id: &str,
     body: &Bytes,
 ) -> Response {
@@ -173,7 +172,8 @@ pub(crate) async fn handle(
     };
     let account = request.role_arn.as_deref().and_then(role_account);
     if let (Some(caller), Some(account)) = (caller, account) {
-        let event = record(app, headers, peer, request_id, &request, caller, account, &outcome);
+        let mut event = record(app, headers, peer, request_id, &request, caller, account, &outcome);
+        event.tls_details = crate::http::tls_details(peer, headers);
         if let Err(audit_err) = audit::publish(&app.bus, event).await {
             tracing::warn!(code = audit_err.code.aws_name(), "sts audit record not stored");
             return sts_error(request_id, &StsError::Internal);
@@ -210,7 +210,7 @@ fn role_account(arn: &str) -> Option<&str> {
 fn record(
     app: &App,
     headers: &HeaderMap,
-    peer: SocketAddr,
+    peer: &crate::tls::Peer,
     request_id: &str,
     request: &AssumeRoleRequest,
     caller: &ServiceAccount,
@@ -264,7 +264,7 @@ fn record(
         event_name: ACTION,
         read_only: false,
         source_ip: crate::client_ip::client_ip(
-            peer.ip(),
+            peer.addr.ip(),
             headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
             &app.trusted_proxies,
         )

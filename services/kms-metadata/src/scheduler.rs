@@ -298,6 +298,7 @@ async fn publish(
         service_event_details: (name == "RotateKey")
             .then(|| CloudTrailEvent::automatic_rotation_details(&key.key_id)),
         event_category: kms_audit_log::EVENT_CATEGORY_MANAGEMENT.to_owned(),
+        tls_details: None,
     };
     let body = event.to_json_bytes().map_err(|_| kms_core::KmsError::internal())?;
     kms_bus::publish_audit(bus, &key.account, &event_id, body).await

@@ -56,6 +56,12 @@ enum Command {
         /// Role-session sealing keys; default `<data-dir>/session-key.hex` when present.
         #[arg(long, env = "KMS_GATEWAY_SESSION_KEY_FILE")]
         session_key_file: Option<PathBuf>,
+        /// PEM certificate chain: with `--tls-key-file`, the gateway serves HTTPS only.
+        #[arg(long, env = "KMS_GATEWAY_TLS_CERT_FILE", requires = "tls_key_file")]
+        tls_cert_file: Option<PathBuf>,
+        /// PEM private key of the gateway's certificate.
+        #[arg(long, env = "KMS_GATEWAY_TLS_KEY_FILE", requires = "tls_cert_file")]
+        tls_key_file: Option<PathBuf>,
     },
 }
 
@@ -94,6 +100,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
             audit_grpc_listen,
             workload_identity_file,
             session_key_file,
+            tls_cert_file,
+            tls_key_file,
         } => {
             let credentials_file =
                 credentials_file.unwrap_or_else(|| data_dir.join("credentials.json"));
@@ -107,6 +115,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
             config.gateway.listen = listen;
             config.gateway.default_region = default_region;
             config.gateway.workload_identity_file = workload_identity_file;
+            config.gateway.tls_cert_file = tls_cert_file;
+            config.gateway.tls_key_file = tls_key_file;
             if session_key_file.is_some() {
                 config.gateway.session_key_file = session_key_file;
             }

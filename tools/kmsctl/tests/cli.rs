@@ -60,6 +60,7 @@ fn event(i: u32) -> CloudTrailEvent {
         shared_event_id: None,
         service_event_details: None,
         event_category: "Management".into(),
+        tls_details: None,
     }
 }
 

@@ -30,4 +30,5 @@ mod mac;
 mod managed;
 mod policies;
 mod tenancy;
+mod tls;
 mod web_identity;

@@ -42,6 +42,8 @@ pub(crate) struct Sandbox {
     extra_audit: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
     /// The gateway's workload identity configuration, when a test gives one.
     workload_identity_file: Option<PathBuf>,
+    /// The gateway's TLS certificate and key (PEM): it then serves HTTPS only.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Sandbox {
@@ -54,7 +56,14 @@ impl Sandbox {
     pub(crate) async fn start_with(
         credentials: impl FnOnce(&CredentialStore) -> CredentialStore,
     ) -> Self {
-        Self::start_configured(credentials, None).await
+        Self::start_configured(credentials, None, None).await
+    }
+
+    /// Starts with the gateway serving HTTPS with `cert` and `key` (PEM files). The SDK
+    /// clients of the sandbox speak plain HTTP only: a test drives this one with the `aws`
+    /// CLI, and waits for the system itself.
+    pub(crate) async fn start_with_tls(cert: PathBuf, key: PathBuf) -> Self {
+        Self::start_configured(Clone::clone, None, Some((cert, key))).await
     }
 
     /// Starts with the dev credentials rewritten by `credentials` and, when given, the
@@ -62,6 +71,7 @@ impl Sandbox {
     async fn start_configured(
         credentials: impl FnOnce(&CredentialStore) -> CredentialStore,
         workload_identity: Option<serde_json::Value>,
+        tls: Option<(PathBuf, PathBuf)>,
     ) -> Self {
         if std::env::var_os("KMS_E2E_LOG").is_some() {
             // Service logs on stderr, for debugging a failing test (RUST_LOG filters).
@@ -93,6 +103,7 @@ impl Sandbox {
             running: None,
             extra_audit: None,
             workload_identity_file: None,
+            tls,
         };
         if let Some(config) = workload_identity {
             let path = sandbox.data.path().join("workload-identity.json");
@@ -135,6 +146,7 @@ impl Sandbox {
                     .expect("credentials")
             },
             workload_identity,
+            None,
         )
         .await
     }
@@ -276,7 +288,8 @@ impl Sandbox {
         let listener =
             tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("bind gateway");
         self.port = listener.local_addr().expect("local addr").port();
-        self.endpoint = format!("http://127.0.0.1:{}", self.port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.endpoint = format!("{scheme}://127.0.0.1:{}", self.port);
         let mut config = kms_server::AllConfig::under(
             self.data.path(),
             self.root_key_file(),
@@ -284,6 +297,10 @@ impl Sandbox {
         );
         config.run_audit = with_audit;
         config.gateway.workload_identity_file = self.workload_identity_file.clone();
+        if let Some((cert, key)) = &self.tls {
+            config.gateway.tls_cert_file = Some(cert.clone());
+            config.gateway.tls_key_file = Some(key.clone());
+        }
         let bus = kms_bus::Bus::connect(&self.nats.url(), Duration::from_secs(5))
             .await
             .expect("bus connects");
@@ -292,7 +309,7 @@ impl Sandbox {
         let task =
             tokio::spawn(kms_server::run_all(config, bus, listener, clock, shutdown.clone()));
         self.running = Some((shutdown, task));
-        if with_audit {
+        if with_audit && self.tls.is_none() {
             self.wait_ready().await;
         }
     }

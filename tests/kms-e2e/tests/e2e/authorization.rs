@@ -467,6 +467,52 @@ async fn resource_aliases_follow_the_keys_aliases() {
     assert_eq!(error_code(encrypt().await), "AccessDeniedException", "the alias is gone");
 }
 
+/// The seed's service-bound conditions, as AWS treats a direct call: no AWS service stands
+/// in front of this one, so `kms:ViaService` is absent and a grant made by the caller
+/// itself is not for an AWS resource (`kms:GrantIsForAWSResource` is false).
+#[tokio::test]
+async fn service_bound_conditions_refuse_direct_calls() {
+    let sb = Sandbox::start_with_users(&[APP]).await;
+    let (dev, app) = (sb.kms(ACCOUNT_A), sb.kms_as(APP));
+    let key = sb.create_key(ACCOUNT_A).await;
+    let owner = json!({"Sid": "owner", "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT_A}:root")}, "Action": "kms:*", "Resource": "*"});
+    let put = |statements: serde_json::Value| {
+        let policy = json!({"Version": "2012-10-17", "Statement": statements});
+        dev.put_key_policy().key_id(&key).policy(policy.to_string()).send()
+    };
+    let encrypt = || app.encrypt().key_id(&key).plaintext(Blob::new(b"x".to_vec())).send();
+    let grant = || {
+        app.create_grant()
+            .key_id(&key)
+            .grantee_principal(DEV_A)
+            .operations(GrantOperation::Decrypt)
+            .send()
+    };
+
+    put(json!([owner, {"Sid": "through S3 only", "Effect": "Allow", "Principal": {"AWS": APP},
+        "Action": ["kms:Encrypt", "kms:Decrypt", "kms:CreateGrant"], "Resource": "*",
+        "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"},
+                      "Bool": {"kms:GrantIsForAWSResource": "true"}}}]))
+    .await
+    .unwrap();
+    assert_eq!(error_code(encrypt().await), "AccessDeniedException");
+    assert_eq!(error_code(grant().await), "AccessDeniedException");
+
+    // What the gateway supplies: no ViaService at all, and GrantIsForAWSResource false.
+    put(json!([owner,
+        {"Sid": "direct use", "Effect": "Allow", "Principal": {"AWS": APP},
+         "Action": "kms:Encrypt", "Resource": "*",
+         "Condition": {"Null": {"kms:ViaService": "true"}}},
+        {"Sid": "direct grants", "Effect": "Allow", "Principal": {"AWS": APP},
+         "Action": "kms:CreateGrant", "Resource": "*",
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "false"}}}]))
+    .await
+    .unwrap();
+    encrypt().await.expect("a direct call has no kms:ViaService");
+    grant().await.expect("a direct grant is not for an AWS resource");
+}
+
 #[tokio::test]
 async fn principal_tags_reach_policy_conditions() {
     let sb = Sandbox::start_with_users(&[]).await;

@@ -348,6 +348,45 @@ async fn every_operation_s_record_matches_its_golden_file() {
     c.add("RetireGrant", &kms.retire_grant().key_id(&key).grant_id(&grant).send().await);
     c.add("RevokeGrant", &kms.revoke_grant().key_id(&key).grant_id(&second).send().await);
 
+    // Imported key material (the token and the wrapped material are never recorded).
+    let external = kms
+        .create_key()
+        .origin(aws_sdk_kms::types::OriginType::External)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    c.placeholder(&external, "external-key-id");
+    let r = kms
+        .get_parameters_for_import()
+        .key_id(&external)
+        .wrapping_algorithm(aws_sdk_kms::types::AlgorithmSpec::RsaesOaepSha1)
+        .wrapping_key_spec(aws_sdk_kms::types::WrappingKeySpec::Rsa2048)
+        .send()
+        .await;
+    c.add("GetParametersForImport", &r);
+    let params = r.unwrap();
+    let wrapping = {
+        use rsa::pkcs8::DecodePublicKey;
+        rsa::RsaPublicKey::from_public_key_der(params.public_key().unwrap().as_ref()).unwrap()
+    };
+    let wrapped = wrapping
+        .encrypt(&mut rand::rngs::OsRng, rsa::Oaep::new::<sha1::Sha1>(), &[7u8; 32])
+        .unwrap();
+    let r = kms
+        .import_key_material()
+        .key_id(&external)
+        .import_token(params.import_token.unwrap())
+        .encrypted_key_material(Blob::new(wrapped))
+        .expiration_model(aws_sdk_kms::types::ExpirationModelType::KeyMaterialDoesNotExpire)
+        .send()
+        .await;
+    c.add("ImportKeyMaterial", &r);
+    let r = kms.delete_imported_key_material().key_id(&external).send().await;
+    c.add("DeleteImportedKeyMaterial", &r);
+
     // Deletion.
     let r = kms.schedule_key_deletion().key_id(&other).pending_window_in_days(7).send().await;
     c.add("ScheduleKeyDeletion", &r);

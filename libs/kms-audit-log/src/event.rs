@@ -183,7 +183,57 @@ impl CloudTrailEvent {
 
     /// `serviceEventDetails` of an automatic rotation, as AWS writes them.
     pub fn automatic_rotation_details(key_id: &str) -> serde_json::Value {
-        serde_json::json!({"rotationType": "AUTOMATIC", "keyId": key_id})
+        Self::rotation_details("AUTOMATIC", key_id)
+    }
+
+    /// `serviceEventDetails` of a rotation (`AUTOMATIC` or `ON_DEMAND`).
+    pub fn rotation_details(rotation_type: &str, key_id: &str) -> serde_json::Value {
+        serde_json::json!({"rotationType": rotation_type, "keyId": key_id})
+    }
+
+    /// An event KMS emits itself about a key (`RotateKey`, `DeleteKey`,
+    /// `DeleteExpiredKeyMaterial`), as AWS's documented service events are shaped: the
+    /// identity is the key's account invoked by "AWS Internal", which also stands for
+    /// address and agent; no request id.
+    pub fn service_event(
+        name: &str,
+        key_account: &str,
+        region: &str,
+        key_arn: &str,
+        event_time: OffsetDateTime,
+        event_id: String,
+        details: Option<serde_json::Value>,
+    ) -> Self {
+        let internal = INVOKED_BY_SERVICE.to_owned();
+        Self {
+            event_version: EVENT_VERSION.to_owned(),
+            user_identity: UserIdentity {
+                account_id: Some(key_account.to_owned()),
+                invoked_by: Some(internal.clone()),
+                ..UserIdentity::default()
+            },
+            event_time,
+            event_source: EVENT_SOURCE_KMS.to_owned(),
+            event_name: name.to_owned(),
+            aws_region: region.to_owned(),
+            source_ip_address: internal.clone(),
+            user_agent: internal,
+            error_code: None,
+            error_message: None,
+            request_parameters: None,
+            response_elements: None,
+            request_id: String::new(),
+            event_id,
+            read_only: false,
+            resources: vec![EventResource::kms_key(key_account, key_arn)],
+            event_type: EVENT_TYPE_SERVICE_EVENT.to_owned(),
+            management_event: true,
+            recipient_account_id: key_account.to_owned(),
+            shared_event_id: None,
+            service_event_details: details,
+            event_category: EVENT_CATEGORY_MANAGEMENT.to_owned(),
+            tls_details: None,
+        }
     }
 
     /// The record as the JSON bytes to publish and store.

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kms_audit_log::{CloudTrailEvent, EventResource, UserIdentity};
+use kms_audit_log::CloudTrailEvent;
 use kms_bus::{crypto, policy, Bus, CallContext};
 use kms_core::schedule::Due;
 use kms_core::{Clock, KmsResult};
@@ -263,43 +263,21 @@ async fn publish(
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest[..16]);
     let event_id = uuid::Builder::from_random_bytes(id).into_uuid().to_string();
-    // AWS's documented RotateKey / DeleteKey service events: the identity is the key's
-    // account and the invoker only, and "AWS Internal" stands for address and agent.
-    let internal = kms_audit_log::INVOKED_BY_SERVICE.to_owned();
-    let event = CloudTrailEvent {
-        event_version: kms_audit_log::EVENT_VERSION.to_owned(),
-        user_identity: UserIdentity {
-            account_id: Some(key.account.clone()),
-            invoked_by: Some(internal.clone()),
-            ..UserIdentity::default()
-        },
-        event_time: time::OffsetDateTime::from_unix_timestamp_nanos(
-            i128::from(clock.now_ms()) * 1_000_000,
-        )
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
-        event_source: kms_audit_log::EVENT_SOURCE_KMS.to_owned(),
-        event_name: name.to_owned(),
-        aws_region: key.region.clone(),
-        source_ip_address: internal.clone(),
-        user_agent: internal,
-        error_code: None,
-        error_message: None,
-        request_parameters: None,
-        response_elements: None,
-        request_id: String::new(),
-        event_id: event_id.clone(),
-        read_only: false,
-        resources: vec![EventResource::kms_key(key.account.clone(), key.arn.clone())],
-        event_type: kms_audit_log::EVENT_TYPE_SERVICE_EVENT.to_owned(),
-        management_event: true,
-        recipient_account_id: key.account.clone(),
-        shared_event_id: None,
-        // AWS's RotateKey names the kind of rotation and the key.
-        service_event_details: (name == "RotateKey")
-            .then(|| CloudTrailEvent::automatic_rotation_details(&key.key_id)),
-        event_category: kms_audit_log::EVENT_CATEGORY_MANAGEMENT.to_owned(),
-        tls_details: None,
-    };
+    let event_time =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(clock.now_ms()) * 1_000_000)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    // AWS's RotateKey names the kind of rotation and the key.
+    let details =
+        (name == "RotateKey").then(|| CloudTrailEvent::automatic_rotation_details(&key.key_id));
+    let event = CloudTrailEvent::service_event(
+        name,
+        &key.account,
+        &key.region,
+        &key.arn,
+        event_time,
+        event_id.clone(),
+        details,
+    );
     let body = event.to_json_bytes().map_err(|_| kms_core::KmsError::internal())?;
     kms_bus::publish_audit(bus, &key.account, &event_id, body).await
 }

@@ -106,6 +106,17 @@ pub(super) async fn rotate_key_on_demand(call: &Call<'_>, p: &Params) -> KmsResu
         rotation_type: "ON_DEMAND".to_owned(),
     })
     .await?;
+    // As AWS does, the new material is also on record as the service's own RotateKey.
+    let event = kms_audit_log::CloudTrailEvent::service_event(
+        "RotateKey",
+        &key.account,
+        &key.region,
+        &key.arn,
+        time::OffsetDateTime::now_utc(),
+        kms_audit_log::CloudTrailEvent::new_event_id(),
+        Some(kms_audit_log::CloudTrailEvent::rotation_details("ON_DEMAND", &key.key_id)),
+    );
+    crate::audit::publish(call.bus, event).await?;
     Ok(Output::recorded(json!({ "KeyId": key.arn }), json!({ "keyId": key.arn })))
 }
 

@@ -314,6 +314,8 @@ async fn every_operation_s_record_matches_its_golden_file() {
     c.add("EnableKeyRotation", &r);
     c.add("GetKeyRotationStatus", &kms.get_key_rotation_status().key_id(&key).send().await);
     c.add("RotateKeyOnDemand", &kms.rotate_key_on_demand().key_id(&key).send().await);
+    let on_demand_arn = format!("arn:aws:kms:{REGION}:{ACCOUNT_A}:key/{key}");
+    c.service_events.push(("RotateKey.OnDemand.ServiceEvent", "RotateKey", on_demand_arn));
     c.add("ListKeyRotations", &kms.list_key_rotations().key_id(&key).send().await);
     c.add("DisableKeyRotation", &kms.disable_key_rotation().key_id(&key).send().await);
 

@@ -506,3 +506,16 @@ pub(crate) async fn raw_post(
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }
+
+/// The `aws` CLI: `AWS_CLI`, or the one `make` installs into the workspace's `.venv`.
+pub(crate) fn aws_cli() -> PathBuf {
+    let path = std::env::var_os("AWS_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/aws"));
+    assert!(
+        path.exists(),
+        "the aws CLI is needed: `make test-rust` installs it into .venv, or set AWS_CLI ({} is missing)",
+        path.display()
+    );
+    path
+}

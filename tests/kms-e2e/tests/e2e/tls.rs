@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::sandbox::{Sandbox, ACCOUNT_A, REGION};
+use crate::sandbox::{aws_cli, Sandbox, ACCOUNT_A, REGION};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = std::process::Command::new("openssl")
@@ -81,13 +81,6 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         ],
     );
     (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
-}
-
-/// The `aws` CLI: `AWS_CLI`, or the one `make` installs into the workspace's `.venv`.
-fn aws_cli() -> PathBuf {
-    std::env::var_os("AWS_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/aws"))
 }
 
 async fn aws(sb: &Sandbox, ca: &Path, args: &[&str]) -> Result<String, String> {

@@ -13,7 +13,7 @@ use aws_sdk_kms::config::Credentials;
 use aws_sdk_kms::primitives::Blob;
 use serde_json::{json, Value};
 
-use crate::sandbox::{error_code, Sandbox, ACCOUNT_A, REGION};
+use crate::sandbox::{aws_cli, error_code, Sandbox, ACCOUNT_A, REGION};
 
 const CLUSTER: &str = "https://kubernetes.default.svc.cluster.local";
 const ROLE: &str = "arn:aws:iam::111122223333:role/payments-api";
@@ -140,19 +140,6 @@ fn kms_with_session(sb: &Sandbox, c: &SessionCredentials) -> aws_sdk_kms::Client
         ))
         .build();
     aws_sdk_kms::Client::from_conf(config)
-}
-
-/// The `aws` CLI: `AWS_CLI`, or the one `make` installs into the workspace's `.venv`.
-fn aws_cli() -> PathBuf {
-    let path = std::env::var_os("AWS_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/aws"));
-    assert!(
-        path.exists(),
-        "the aws CLI is needed: `make test-rust` installs it into .venv, or set AWS_CLI ({} is missing)",
-        path.display()
-    );
-    path
 }
 
 /// Runs the `aws` CLI with nothing but the web-identity variables, the endpoint and the

@@ -291,6 +291,27 @@ struct Recorder<'a> {
     tls: Option<kms_audit_log::TlsDetails>,
 }
 
+/// The record's `sourceIPAddress`: the peer, or what a trusted proxy says it forwards.
+pub(crate) fn source_ip(app: &App, peer: &crate::tls::Peer, headers: &HeaderMap) -> String {
+    crate::client_ip::client_ip(
+        peer.addr.ip(),
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        &app.trusted_proxies,
+    )
+    .to_string()
+}
+
+/// The record's `userAgent`, at most 1,024 characters.
+pub(crate) fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(1024)
+        .collect()
+}
+
 /// The record's `tlsDetails` for a call that came over TLS.
 pub(crate) fn tls_details(
     peer: &crate::tls::Peer,
@@ -320,19 +341,8 @@ impl<'a> Recorder<'a> {
         Self {
             identity,
             region: identity.region.clone().unwrap_or_else(|| app.default_region.clone()),
-            source_ip: crate::client_ip::client_ip(
-                peer.addr.ip(),
-                headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-                &app.trusted_proxies,
-            )
-            .to_string(),
-            user_agent: headers
-                .get("user-agent")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .chars()
-                .take(1024)
-                .collect(),
+            source_ip: source_ip(app, peer, headers),
+            user_agent: user_agent(headers),
             request_id,
             event_source: target.map_or(EVENT_SOURCE_KMS, Target::event_source),
             event_name,

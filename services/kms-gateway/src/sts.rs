@@ -263,19 +263,8 @@ fn record(
         event_source: EVENT_SOURCE_STS,
         event_name: ACTION,
         read_only: false,
-        source_ip: crate::client_ip::client_ip(
-            peer.addr.ip(),
-            headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-            &app.trusted_proxies,
-        )
-        .to_string(),
-        user_agent: headers
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .chars()
-            .take(1024)
-            .collect(),
+        source_ip: crate::http::source_ip(app, peer, headers),
+        user_agent: crate::http::user_agent(headers),
         request_id,
         request_parameters: Some(Value::Object(parameters)),
         response_elements,

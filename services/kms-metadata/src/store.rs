@@ -4,7 +4,11 @@
 //! - `aliases`: `<account>/<region>/<alias name>` → `AliasEntry` (protobuf).
 //!
 //! Writes are serialised by one lock (read-modify-write of a record must not interleave)
-//! and flushed before the caller is answered.
+//! and flushed before the caller is answered. Every change of a key record is announced
+//! on `kms.v1.changes.<account>.<key id>` and every alias change on
+//! `kms.v1.changes.<account>.alias` after the flush and before the reply (one NATS
+//! connection, so in that order), so gateways drop the key records they cache; key
+//! creation is not announced (nothing can have cached a key that did not exist).
 
 use std::path::Path;
 
@@ -27,6 +31,8 @@ pub(crate) struct MetadataStore {
     aliases: sled::Tree,
     write_lock: Mutex<()>,
     clock: Arc<dyn Clock>,
+    /// Where changes are announced; `None` in unit tests of the store alone.
+    announcer: Option<async_nats::Client>,
 }
 
 fn internal(e: impl std::fmt::Display) -> KmsError {
@@ -53,7 +59,25 @@ impl MetadataStore {
             db,
             write_lock: Mutex::new(()),
             clock,
+            announcer: None,
         })
+    }
+
+    /// Announces changes through `client` from now on.
+    pub(crate) fn with_announcer(mut self, client: async_nats::Client) -> Self {
+        self.announcer = Some(client);
+        self
+    }
+
+    /// Tells gateways that `what` (a key id, or `alias`) of `account` changed. A failure
+    /// is logged, not returned: the change is stored, and caches expire on their own.
+    async fn announce(&self, account: &str, what: &str) {
+        let Some(client) = &self.announcer else { return };
+        if let Err(e) =
+            client.publish(format!("kms.v1.changes.{account}.{what}"), Vec::new().into()).await
+        {
+            tracing::warn!(error = %e, account, what, "change announcement failed");
+        }
     }
 
     async fn flush(&self) -> KmsResult<()> {
@@ -240,6 +264,7 @@ impl MetadataStore {
         key_to_wire(&key, &mut stored);
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -254,6 +279,7 @@ impl MetadataStore {
         stored.description = r.description;
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -306,6 +332,7 @@ impl MetadataStore {
             .insert(Self::alias_key(c, &r.alias_name).as_bytes(), alias.encode_to_vec())
             .map_err(internal)?;
         self.flush().await?;
+        self.announce(&c.account, "alias").await;
         Ok(wire::AliasResponse { alias: Some(alias) })
     }
 
@@ -325,6 +352,7 @@ impl MetadataStore {
             .insert(Self::alias_key(c, &r.alias_name).as_bytes(), alias.encode_to_vec())
             .map_err(internal)?;
         self.flush().await?;
+        self.announce(&c.account, "alias").await;
         Ok(wire::AliasResponse { alias: Some(alias) })
     }
 
@@ -339,6 +367,7 @@ impl MetadataStore {
             .ok_or_else(|| alias_not_found(&alias_arn(&c.region, &c.account, &r.alias_name)))?;
         self.aliases.remove(Self::alias_key(c, &r.alias_name).as_bytes()).map_err(internal)?;
         self.flush().await?;
+        self.announce(&c.account, "alias").await;
         Ok(wire::AliasResponse { alias: Some(alias) })
     }
 
@@ -401,6 +430,7 @@ impl MetadataStore {
         stored.tags.sort_by(|a, b| a.key.cmp(&b.key));
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::Empty {})
     }
 
@@ -415,6 +445,7 @@ impl MetadataStore {
         stored.tags.retain(|t| !r.tag_keys.contains(&t.key));
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::Empty {})
     }
 
@@ -468,6 +499,7 @@ impl MetadataStore {
         key_to_wire(&key, &mut stored);
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -508,6 +540,7 @@ impl MetadataStore {
         }
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -543,6 +576,7 @@ impl MetadataStore {
         key_to_wire(&key, &mut stored);
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -592,6 +626,10 @@ impl MetadataStore {
                 internal(format!("{e:?}"))
             })?;
         self.flush().await?;
+        self.announce(&stored.account, key_id).await;
+        if !alias_keys.is_empty() {
+            self.announce(&stored.account, "alias").await;
+        }
         Ok(true)
     }
 }

@@ -17,6 +17,7 @@ mod audit;
 mod audit_integrity;
 mod auth;
 mod authorization;
+mod caches;
 mod crypto;
 mod durability;
 mod import;

@@ -1,7 +1,9 @@
 //! The append-only, hash-chained audit store on sled, fed from a JetStream stream:
 //! idempotent per stream sequence and per `eventID`, each append (record, indexes, dedup
 //! markers) one sled transaction flushed before returning, so an acknowledged message is
-//! durable and a crash never leaves an index entry without its record.
+//! durable and a crash never leaves an index entry without its record. `append_batch`
+//! commits a group: one transaction per event, one flush for all of them (the flush is
+//! the expensive part, an fsync).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -213,13 +215,38 @@ impl AuditStore {
     /// `eventID` already stored returns `DuplicateEvent`. Stream sequences may arrive out
     /// of order (redeliveries); each is remembered individually.
     pub fn append(&self, stream_seq: u64, event_json: &[u8]) -> Result<AppendOutcome, StoreError> {
+        let outcome = self.append_unflushed(stream_seq, event_json);
+        // Also after a failure or a redelivery: an earlier attempt may have committed but
+        // failed to flush, and the caller is about to acknowledge what is stored.
+        self.db.flush()?;
+        outcome
+    }
+
+    /// Group commit: appends each `(stream sequence, event)` in order, as [`Self::append`]
+    /// would, then flushes once for all of them. The outcomes are in input order; an
+    /// `Err` of the whole call means the flush failed and nothing may be acknowledged.
+    pub fn append_batch(
+        &self,
+        events: &[(u64, &[u8])],
+    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+        let outcomes = events
+            .iter()
+            .map(|(stream_seq, event)| self.append_unflushed(*stream_seq, event))
+            .collect();
+        self.db.flush()?;
+        Ok(outcomes)
+    }
+
+    /// One append's sled transaction, not yet flushed.
+    fn append_unflushed(
+        &self,
+        stream_seq: u64,
+        event_json: &[u8],
+    ) -> Result<AppendOutcome, StoreError> {
         let mut head = self.append_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
 
         if let Some(v) = self.stream_seqs.get(stream_seq.to_be_bytes())? {
             let seq = be_u64(&v).ok_or(StoreError::CorruptMeta("stream_seqs value"))?;
-            // An earlier attempt may have committed but failed to flush: make sure what
-            // the caller is about to acknowledge is on disk.
-            self.db.flush()?;
             return Ok(AppendOutcome::AlreadyApplied { seq });
         }
         let view = EventView::parse(event_json)?;
@@ -236,7 +263,6 @@ impl AuditStore {
                 })
                 .map_err(txn_err)?;
             self.last_stream_seq.store(new_last_stream, Ordering::Release);
-            self.db.flush()?;
             let identical = self.record(seq)?.is_some_and(|r| r.event == event_json);
             return Ok(AppendOutcome::DuplicateEvent { seq, identical });
         }
@@ -285,7 +311,6 @@ impl AuditStore {
         *head = Head { seq, hash };
         self.len.store(seq, Ordering::Release);
         self.last_stream_seq.store(new_last_stream, Ordering::Release);
-        self.db.flush()?;
         Ok(AppendOutcome::Appended { seq })
     }
 
@@ -503,6 +528,30 @@ mod tests {
         let out = store.append(1000, &extra.to_json_bytes().unwrap()).unwrap();
         assert_eq!(out, AppendOutcome::Appended { seq: bytes.len() as u64 + 1 });
         assert_eq!(store.verify_chain().unwrap(), bytes.len() as u64 + 1);
+    }
+
+    #[test]
+    fn a_group_commit_stores_what_single_appends_store() {
+        let bytes = fixture_bytes();
+        let (single, grouped) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let one_by_one = store_open(single.path());
+        for (i, b) in bytes.iter().enumerate() {
+            one_by_one.append(i as u64 + 1, b).unwrap();
+        }
+        let store = store_open(grouped.path());
+        let batch: Vec<(u64, &[u8])> =
+            bytes.iter().enumerate().map(|(i, b)| (i as u64 + 1, b.as_slice())).collect();
+        let (first, rest) = batch.split_at(3);
+        let mut outcomes = store.append_batch(first).unwrap();
+        // A redelivery inside the next group is recognised as such.
+        let mut second = vec![first[0]];
+        second.extend_from_slice(rest);
+        outcomes.extend(store.append_batch(&second).unwrap());
+        let outcomes: Vec<AppendOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert_eq!(outcomes[3], AppendOutcome::AlreadyApplied { seq: 1 });
+        assert_eq!(outcomes[bytes.len()], AppendOutcome::Appended { seq: bytes.len() as u64 });
+        assert_eq!(store.head(), one_by_one.head(), "the same chain");
+        assert_eq!(store.verify_chain().unwrap(), bytes.len() as u64);
     }
 
     /// Rewrites record `seq` in a closed store directly through sled.

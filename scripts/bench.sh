@@ -25,6 +25,8 @@ REPORT=${REPORT:-bench/report.md}
 VENV=${VENV:-.venv}
 PROFILE=${PROFILE:-release}
 BIN=target/$PROFILE
+# Another build of the server (e.g. an older commit's, for before/after figures).
+KMS_SERVER_BIN=${KMS_SERVER_BIN:-$BIN/kms-server}
 
 [ "$PROFILE" = release ] && cargo build --release -p kms-server -p kms-bench
 [ "$PROFILE" = debug ] && cargo build -p kms-server -p kms-bench
@@ -49,8 +51,8 @@ start_system() {
   nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 &
   NATS_PID=$!
   pids+=("$NATS_PID")
-  "$BIN/kms-server" dev-init --data-dir "$dir" --endpoint "http://$listen" >/dev/null
-  RUST_LOG=${RUST_LOG:-warn} "$BIN/kms-server" run --data-dir "$dir" --nats-url "nats://127.0.0.1:$nats_port" \
+  "$KMS_SERVER_BIN" dev-init --data-dir "$dir" --endpoint "http://$listen" >/dev/null
+  RUST_LOG=${RUST_LOG:-warn} "$KMS_SERVER_BIN" run --data-dir "$dir" --nats-url "nats://127.0.0.1:$nats_port" \
     --listen "$listen" >"$dir/kms.log" 2>&1 &
   KMS_PID=$!
   pids+=("$KMS_PID")

@@ -374,7 +374,7 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
     for size in &args.sizes {
         let missing = size.saturating_sub(keys.len());
         let started = std::time::Instant::now();
-        let answers = load::setup_calls(&endpoint, missing, 32, |_| {
+        let answers = load::setup_calls(&endpoint, missing, 1, |_| {
             ("TrentService.CreateKey", json!({"Description": "scale"}))
         })
         .await?;

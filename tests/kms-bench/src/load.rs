@@ -251,6 +251,12 @@ async fn interval(shared: &Arc<Shared>, mode: Mode, duration: Duration) -> Vec<u
                     loop {
                         let due = { rx.lock().await.recv().await };
                         let Some(due) = due else { break };
+                        // A server that fell behind: what was due more than a second
+                        // before the end is not sent, and counts as an error (missed).
+                        if Instant::now() > deadline + Duration::from_secs(1) {
+                            shared.errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                         if shared.one(&mut rng).await {
                             latencies.push(micros(due.elapsed()));
                         }

@@ -363,6 +363,9 @@ fn emit(report: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds a request body for a key id.
+type BodyOf = fn(&str) -> serde_json::Value;
+
 async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
     let (endpoint, _) = connect(&args.system)?;
     wait_ready(&endpoint).await?;
@@ -386,7 +389,7 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
             keys.len(),
             started.elapsed().as_secs_f64()
         );
-        let ops: [(&str, &'static str, fn(&str) -> serde_json::Value); 2] = [
+        let ops: [(&str, &'static str, BodyOf); 2] = [
             (
                 "Encrypt",
                 "TrentService.Encrypt",

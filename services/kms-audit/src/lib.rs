@@ -1,6 +1,7 @@
 //! The audit service: consumes the `KMS_AUDIT` JetStream stream with a durable consumer
-//! into the append-only, hash-chained store of `kms-audit-log`, acknowledging each
-//! message only after it is stored and flushed, and answers CloudTrail `LookupEvents`
+//! into the append-only, hash-chained store of `kms-audit-log` in groups (one flush for
+//! the messages already delivered), acknowledging each message only after it is stored
+//! and flushed, and answers CloudTrail `LookupEvents`
 //! queries on `kms.v1.audit.LookupEvents`. The stream is the source of truth: a lost store
 //! is rebuilt by replaying it.
 //!
@@ -344,7 +345,12 @@ async fn durable_consumer(
         .map_err(|e| anyhow::anyhow!("creating the audit consumer: {e}"))
 }
 
-/// Applies stream messages in order; acks only what is durably stored.
+/// Most messages one group commit takes (see `consume`).
+const GROUP_MAX: usize = 256;
+
+/// Applies stream messages in order; acks only what is durably stored. Messages already
+/// delivered when one arrives are committed with it as a group (one flush for all), so
+/// under load the store's fsyncs do not limit how many events it takes per second.
 async fn consume(
     consumer: consumer::PullConsumer,
     store: Arc<AuditStore>,
@@ -352,10 +358,11 @@ async fn consume(
     stored: watch::Sender<u64>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    use futures::FutureExt;
     let mut messages =
         consumer.messages().await.map_err(|e| anyhow::anyhow!("reading the audit stream: {e}"))?;
     loop {
-        let message = tokio::select! {
+        let first = tokio::select! {
             _ = stop.changed() => return Ok(()),
             next = messages.next() => match next {
                 Some(Ok(m)) => m,
@@ -366,31 +373,65 @@ async fn consume(
                 None => return Ok(()),
             },
         };
-        let Ok(seq) = message.info().map(|i| i.stream_sequence) else {
-            tracing::warn!("audit message without stream info");
-            continue;
-        };
-        let payload = message.payload.clone();
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match messages.next().now_or_never() {
+                Some(Some(Ok(m))) => group.push(m),
+                Some(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "audit stream read failed; continuing");
+                    break;
+                }
+                Some(None) | None => break,
+            }
+        }
+        let mut events = Vec::with_capacity(group.len());
+        let mut delivered = Vec::with_capacity(group.len());
+        for message in group {
+            match message.info().map(|i| i.stream_sequence) {
+                Ok(seq) => {
+                    events.push((seq, message.payload.clone()));
+                    delivered.push(message);
+                }
+                Err(_) => tracing::warn!("audit message without stream info"),
+            }
+        }
         let target = store.clone();
-        let outcome = tokio::task::spawn_blocking(move || target.append(seq, &payload)).await?;
-        let ack = match outcome {
-            Ok(_) => {
-                let _ = applied.send(store.last_stream_seq());
-                let len = store.len();
-                stored.send_if_modified(|n| std::mem::replace(n, len) != len);
-                AckKind::Ack
-            }
-            Err(e) if e.is_permanent() => {
-                tracing::error!(stream_seq = seq, error = %e, "audit event cannot be stored; terminating it");
-                AckKind::Term
-            }
+        let outcomes = tokio::task::spawn_blocking(move || {
+            let batch: Vec<(u64, &[u8])> = events.iter().map(|(s, p)| (*s, p.as_ref())).collect();
+            target
+                .append_batch(&batch)
+                .map(|o| o.into_iter().map(|r| r.map(|_| ())).collect::<Vec<_>>())
+        })
+        .await?;
+        let outcomes: Vec<Result<(), kms_audit_log::StoreError>> = match outcomes {
+            Ok(outcomes) => outcomes,
             Err(e) => {
-                tracing::warn!(stream_seq = seq, error = %e, "audit append failed; will retry");
-                AckKind::Nak(Some(Duration::from_secs(1)))
+                tracing::warn!(error = %e, "audit flush failed; the group will be redelivered");
+                for message in &delivered {
+                    let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+                continue;
             }
         };
-        if let Err(e) = message.ack_with(ack).await {
-            tracing::warn!(stream_seq = seq, error = %e, "audit ack failed; the message will be redelivered");
+        let _ = applied.send(store.last_stream_seq());
+        let len = store.len();
+        stored.send_if_modified(|n| std::mem::replace(n, len) != len);
+        for (message, outcome) in delivered.iter().zip(outcomes) {
+            let seq = message.info().map(|i| i.stream_sequence).unwrap_or_default();
+            let ack = match outcome {
+                Ok(()) => AckKind::Ack,
+                Err(e) if e.is_permanent() => {
+                    tracing::error!(stream_seq = seq, error = %e, "audit event cannot be stored; terminating it");
+                    AckKind::Term
+                }
+                Err(e) => {
+                    tracing::warn!(stream_seq = seq, error = %e, "audit append failed; will retry");
+                    AckKind::Nak(Some(Duration::from_secs(1)))
+                }
+            };
+            if let Err(e) = message.ack_with(ack).await {
+                tracing::warn!(stream_seq = seq, error = %e, "audit ack failed; the message will be redelivered");
+            }
         }
     }
 }

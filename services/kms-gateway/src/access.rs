@@ -12,7 +12,11 @@
 //! - after a short time-to-live, as a bound should an announcement be lost while the
 //!   connection to NATS is down;
 //! - never cached: decisions the policy service marks as time-dependent
-//!   (`aws:CurrentTime` conditions).
+//!   (`aws:CurrentTime` conditions), and answers that were in flight while an entry
+//!   went (a generation check), so a decision racing a revocation cannot be stored.
+//!
+//! The same announcements clear the key-record cache (`key_cache`), which lives here so
+//! that one subscription and one handle per call serve both.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -21,6 +25,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kms_proto::v1 as wire;
 use prost::Message;
+
+use crate::key_cache::KeyCache;
 
 /// What one call needs to be allowed: the action and the condition keys its request
 /// supplies. Key-derived keys (`kms:KeySpec`, `aws:ResourceTag/...`) and caller-derived
@@ -93,16 +99,20 @@ impl Access {
 const TTL: Duration = Duration::from_secs(300);
 const MAX_ENTRIES: usize = 100_000;
 
-/// Allow decisions by key id ("" for key-less actions), then by the encoded request.
+/// Allow decisions by key id ("" for key-less actions), then by the encoded request;
+/// and the key records the metadata service resolved.
 #[derive(Default)]
 pub(crate) struct DecisionCache {
     entries: Mutex<Entries>,
+    pub(crate) keys: KeyCache,
 }
 
 #[derive(Default)]
 struct Entries {
     by_key: HashMap<String, HashMap<Vec<u8>, (Instant, String)>>,
     count: usize,
+    /// Moves whenever entries go; an answer asked for under an older one is not stored.
+    generation: u64,
 }
 
 /// The cache key of a request: everything in it but the request id.
@@ -122,8 +132,23 @@ impl DecisionCache {
         (at.elapsed() < TTL).then(|| grant.clone())
     }
 
-    pub(crate) fn insert(&self, key_id: &str, fingerprint: Vec<u8>, grant_id: String) {
+    /// The generation to pass to [`Self::insert`] for a decision about to be asked for.
+    pub(crate) fn generation(&self) -> u64 {
+        self.entries.lock().map(|e| e.generation).unwrap_or(u64::MAX)
+    }
+
+    /// Stores an allow asked for at `generation`, unless entries went since.
+    pub(crate) fn insert(
+        &self,
+        key_id: &str,
+        fingerprint: Vec<u8>,
+        grant_id: String,
+        generation: u64,
+    ) {
         let Ok(mut entries) = self.entries.lock() else { return };
+        if entries.generation != generation {
+            return;
+        }
         if entries.count >= MAX_ENTRIES {
             entries.by_key.clear();
             entries.count = 0;
@@ -140,6 +165,7 @@ impl DecisionCache {
 
     pub(crate) fn forget_key(&self, key_id: &str) {
         if let Ok(mut entries) = self.entries.lock() {
+            entries.generation = entries.generation.wrapping_add(1);
             if let Some(removed) = entries.by_key.remove(key_id) {
                 entries.count -= removed.len();
             }
@@ -148,17 +174,21 @@ impl DecisionCache {
 
     pub(crate) fn forget_all(&self) {
         if let Ok(mut entries) = self.entries.lock() {
+            entries.generation = entries.generation.wrapping_add(1);
             entries.by_key.clear();
             entries.count = 0;
         }
     }
 
     /// Applies one change announcement (`kms.v1.changes.<account>.<key id | identity>`).
+    /// `alias` (the metadata service's alias changes) decides nothing here.
     pub(crate) fn on_change(&self, subject: &str) {
         match subject.rsplit('.').next() {
             Some("identity") | None => self.forget_all(),
+            Some("alias") => {}
             Some(key_id) => self.forget_key(key_id),
         }
+        self.keys.on_change(subject);
     }
 }
 
@@ -202,8 +232,8 @@ mod tests {
         assert_eq!(fingerprint(&again), a, "the request id is not part of the decision");
         let b = fingerprint(&request("kms:Decrypt", "k2"));
         assert_ne!(a, b);
-        cache.insert("k1", a.clone(), String::new());
-        cache.insert("k2", b.clone(), "g".into());
+        cache.insert("k1", a.clone(), String::new(), cache.generation());
+        cache.insert("k2", b.clone(), "g".into(), cache.generation());
         assert_eq!(cache.get("k1", &a), Some(String::new()));
         assert_eq!(cache.get("k2", &b), Some("g".into()));
         cache.on_change("kms.v1.changes.111122223333.k1");
@@ -214,10 +244,20 @@ mod tests {
     }
 
     #[test]
+    fn a_decision_asked_for_before_a_change_is_not_stored() {
+        let cache = DecisionCache::default();
+        let a = fingerprint(&request("kms:Decrypt", "k1"));
+        let before = cache.generation();
+        cache.on_change("kms.v1.changes.111122223333.k1");
+        cache.insert("k1", a.clone(), String::new(), before);
+        assert_eq!(cache.get("k1", &a), None);
+    }
+
+    #[test]
     fn a_full_cache_starts_over() {
         let cache = DecisionCache::default();
         for i in 0..MAX_ENTRIES + 1 {
-            cache.insert("k", i.to_le_bytes().to_vec(), String::new());
+            cache.insert("k", i.to_le_bytes().to_vec(), String::new(), cache.generation());
         }
         assert_eq!(cache.get("k", &0usize.to_le_bytes()), None);
         assert!(cache.get("k", &MAX_ENTRIES.to_le_bytes()).is_some());

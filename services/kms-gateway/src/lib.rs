@@ -3,16 +3,17 @@
 //! every request (SigV4 or JWT bearer), validates input as AWS does, fans the work out to
 //! the services over NATS, and answers only after the call's CloudTrail record is stored
 //! in the `KMS_AUDIT` stream. Every call is authorized by the policy service first. Its
-//! only state is a cache of allow decisions that change announcements clear (`access`);
-//! scale it by replicas. It also answers STS `AssumeRoleWithWebIdentity` for Kubernetes
-//! workloads (`sts`); the temporary credentials carry their session sealed under a key
-//! all replicas share, so any replica accepts them.
+//! only state is caches of allow decisions (`access`) and of key records (`key_cache`)
+//! that change announcements clear; scale it by replicas. It also answers STS
+//! `AssumeRoleWithWebIdentity` for Kubernetes workloads (`sts`); the temporary credentials
+//! carry their session sealed under a key all replicas share, so any replica accepts them.
 
 mod access;
 mod audit;
 mod client_ip;
 mod cloudtrail;
 mod http;
+mod key_cache;
 mod ops;
 mod params;
 mod sts;

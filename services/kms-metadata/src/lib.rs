@@ -1,6 +1,7 @@
 //! The metadata service: key records, aliases and tags in sled, and the key state
 //! machine's transitions. It answers `kms.v1.metadata.*` on the bus; every write is
-//! flushed to disk before the reply, so an acknowledged change survives a crash.
+//! flushed to disk before the reply, so an acknowledged change survives a crash, and
+//! announced on `kms.v1.changes.*` before the reply, so gateways drop cached key records.
 
 mod scheduler;
 mod store;
@@ -92,7 +93,9 @@ pub async fn run_with_clock(
     clock: Arc<dyn kms_core::Clock>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let store = Arc::new(MetadataStore::open(&config.data_dir, clock.clone())?);
+    let store = Arc::new(
+        MetadataStore::open(&config.data_dir, clock.clone())?.with_announcer(bus.client().clone()),
+    );
     let (stop_scheduler, stop) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(scheduler::run(
         store.clone(),

@@ -4,7 +4,11 @@
 //! - `aliases`: `<account>/<region>/<alias name>` → `AliasEntry` (protobuf).
 //!
 //! Writes are serialised by one lock (read-modify-write of a record must not interleave)
-//! and flushed before the caller is answered.
+//! and flushed before the caller is answered. Every change of a key record is announced
+//! on `kms.v1.changes.<account>.<key id>` and every alias change on
+//! `kms.v1.changes.<account>.alias` after the flush and before the reply (one NATS
+//! connection, so in that order), so gateways drop the key records they cache; key
+//! creation is not announced (nothing can have cached a key that did not exist).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -31,6 +35,8 @@ pub(crate) struct MetadataStore {
     aliases_of_key: std::sync::RwLock<HashMap<String, BTreeSet<String>>>,
     write_lock: Mutex<()>,
     clock: Arc<dyn Clock>,
+    /// Where changes are announced; `None` in unit tests of the store alone.
+    announcer: Option<async_nats::Client>,
 }
 
 fn internal(e: impl std::fmt::Display) -> KmsError {
@@ -65,6 +71,7 @@ impl MetadataStore {
             db,
             write_lock: Mutex::new(()),
             clock,
+            announcer: None,
         })
     }
 
@@ -91,6 +98,23 @@ impl MetadataStore {
         key.alias_names =
             map.get(&key.key_id).map(|n| n.iter().cloned().collect()).unwrap_or_default();
         key
+    }
+
+    /// Announces changes through `client` from now on.
+    pub(crate) fn with_announcer(mut self, client: async_nats::Client) -> Self {
+        self.announcer = Some(client);
+        self
+    }
+
+    /// Tells gateways that `what` (a key id, or `alias`) of `account` changed. A failure
+    /// is logged, not returned: the change is stored, and caches expire on their own.
+    async fn announce(&self, account: &str, what: &str) {
+        let Some(client) = &self.announcer else { return };
+        if let Err(e) =
+            client.publish(format!("kms.v1.changes.{account}.{what}"), Vec::new().into()).await
+        {
+            tracing::warn!(error = %e, account, what, "change announcement failed");
+        }
     }
 
     async fn flush(&self) -> KmsResult<()> {
@@ -280,6 +304,7 @@ impl MetadataStore {
         key_to_wire(&key, &mut stored);
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -294,6 +319,7 @@ impl MetadataStore {
         stored.description = r.description;
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -347,6 +373,7 @@ impl MetadataStore {
             .map_err(internal)?;
         self.flush().await?;
         self.move_alias(&alias.alias_name, None, Some(&alias.target_key_id));
+        self.announce(&c.account, "alias").await;
         Ok(wire::AliasResponse { alias: Some(alias) })
     }
 
@@ -367,6 +394,7 @@ impl MetadataStore {
             .map_err(internal)?;
         self.flush().await?;
         self.move_alias(&alias.alias_name, Some(&previous), Some(&alias.target_key_id));
+        self.announce(&c.account, "alias").await;
         Ok(wire::AliasResponse { alias: Some(alias) })
     }
 
@@ -382,6 +410,7 @@ impl MetadataStore {
         self.aliases.remove(Self::alias_key(c, &r.alias_name).as_bytes()).map_err(internal)?;
         self.flush().await?;
         self.move_alias(&alias.alias_name, Some(&alias.target_key_id), None);
+        self.announce(&c.account, "alias").await;
         Ok(wire::AliasResponse { alias: Some(alias) })
     }
 
@@ -444,6 +473,7 @@ impl MetadataStore {
         stored.tags.sort_by(|a, b| a.key.cmp(&b.key));
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::Empty {})
     }
 
@@ -458,6 +488,7 @@ impl MetadataStore {
         stored.tags.retain(|t| !r.tag_keys.contains(&t.key));
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::Empty {})
     }
 
@@ -511,6 +542,7 @@ impl MetadataStore {
         key_to_wire(&key, &mut stored);
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -551,6 +583,7 @@ impl MetadataStore {
         }
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -586,6 +619,7 @@ impl MetadataStore {
         key_to_wire(&key, &mut stored);
         self.save_key(&stored)?;
         self.flush().await?;
+        self.announce(&stored.account, &stored.key_id).await;
         Ok(wire::KeyResponse { key: Some(stored) })
     }
 
@@ -639,6 +673,10 @@ impl MetadataStore {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key_id);
+        self.announce(&stored.account, key_id).await;
+        if !alias_keys.is_empty() {
+            self.announce(&stored.account, "alias").await;
+        }
         Ok(true)
     }
 }

@@ -1,252 +1,434 @@
-//! `kms-bench`: drives Encrypt, Decrypt and GenerateDataKey with the official
-//! `aws-sdk-kms` client from many concurrent tasks for a fixed time, and reports
-//! throughput and latency percentiles as a Markdown table. By default it starts the whole
-//! system in-process (real nats-server, real sled directories, every call authenticated
-//! and audited); with `--endpoint` it measures a server that is already running — this
-//! one deployed elsewhere, or a peer such as moto — so both are measured the same way.
+//! `kms-bench`: the load benchmark behind `make bench` (scripts/bench.sh), which starts
+//! the system under test as its own processes (nats-server and `kms-server`, every call
+//! authenticated, authorized and audited) and a peer (moto), and runs:
+//! - `load`: the workloads of `workloads` against the system and the peer in the same
+//!   run, closed loop (fixed concurrency) and open loop (fixed offered rate), and reports
+//!   requests/s, latency p50/p99/p99.9, errors, CPU seconds of the processes under test
+//!   per 1,000 requests, their memory, and the ratio of the two;
+//! - `scale`: Encrypt and DescribeKey latency as the number of stored keys grows;
+//! - `audit-scale`: LookupEvents latency over a store of many events, bulk-loaded and
+//!   queried through `kms-audit-log`'s store API as the audit service does.
+//!
+//! Requests are SigV4-signed awsJson1_1 over keep-alive HTTP (`load`), cheaper than an
+//! SDK so that the generator, which shares the machine, takes as little CPU as it can;
+//! its own CPU time is reported too.
+
+mod audit_scale;
+mod load;
+mod procfs;
+mod sigv4;
+mod workloads;
 
 use std::io::Write;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::DataKeySpec;
 use clap::Parser;
+use serde_json::json;
+
+use crate::load::{Endpoint, Mode, Outcome};
 
 #[derive(Parser, Debug)]
-#[command(about = "Benchmark the KMS hot path with aws-sdk-kms")]
-struct Args {
-    /// Measure this endpoint instead of starting the system in-process.
+#[command(about = "Benchmark the KMS hot path")]
+enum Command {
+    Load(LoadArgs),
+    Scale(ScaleArgs),
+    AuditScale(audit_scale::Args),
+}
+
+/// The system under test (or the peer): where it listens, how to sign, which processes.
+#[derive(clap::Args, Debug, Clone)]
+struct Target {
+    /// Endpoint URL of the system under test.
     #[arg(long)]
-    endpoint: Option<String>,
-    /// Access key for --endpoint.
-    #[arg(long, default_value = "AKIAIOSFODNN7EXAMPLE")]
-    access_key: String,
-    /// Secret key for --endpoint.
-    #[arg(long, default_value = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")]
-    secret_key: String,
+    endpoint: String,
+    /// The credentials file `kms-server dev-init` wrote (its first access key signs).
+    #[arg(long)]
+    credentials_file: Option<PathBuf>,
+    /// Process ids whose CPU and memory count as the system under test (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pids: Vec<u32>,
     #[arg(long, default_value = "us-east-1")]
     region: String,
-    /// Name of the system in the report.
+    /// Name in the report.
     #[arg(long, default_value = "kms (this project)")]
     label: String,
-    /// Concurrent client tasks.
+}
+
+#[derive(clap::Args, Debug)]
+struct LoadArgs {
+    #[command(flatten)]
+    system: Target,
+    /// Endpoint of the peer measured the same way in the same run (moto).
+    #[arg(long)]
+    peer_endpoint: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    peer_pids: Vec<u32>,
+    #[arg(long, default_value = "moto")]
+    peer_label: String,
+    /// Closed-loop clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Seconds per operation.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
+    /// Offered rates (requests/s) of the open-loop Encrypt runs; empty: none.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    open_rates: Vec<u64>,
+    /// Most connections an open-loop run uses.
+    #[arg(long, default_value_t = 128)]
+    connections: usize,
+    /// Seconds of warm-up before each measurement (not counted).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds each measurement lasts.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Keys the spread workloads use.
+    #[arg(long, default_value_t = 10_000)]
+    spread: usize,
+    /// Keys of the peer's spread workloads (default: as --spread).
+    #[arg(long)]
+    peer_spread: Option<usize>,
+    /// Workloads (comma-separated) among encrypt, decrypt, gdk, policy-grant, sign, mixed.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "encrypt,decrypt,gdk,policy-grant,sign,mixed"
+    )]
+    workloads: Vec<String>,
     /// Append the report to this file as well as printing it.
     #[arg(long)]
-    out: Option<std::path::PathBuf>,
+    out: Option<PathBuf>,
 }
 
-/// The system under test when it runs in-process: dropped at the end, which stops it.
-struct Local {
-    _nats: kms_testkit::NatsServer,
-    _data: tempfile::TempDir,
-    shutdown: tokio_util::sync::CancellationToken,
+#[derive(clap::Args, Debug)]
+struct ScaleArgs {
+    #[command(flatten)]
+    system: Target,
+    /// Numbers of stored keys to measure at, ascending.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+    sizes: Vec<usize>,
+    /// Offered rate of each measurement (open loop).
+    #[arg(long, default_value_t = 500)]
+    rate: u64,
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
-impl Drop for Local {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
 }
 
-async fn start_local(region: &str) -> anyhow::Result<(Local, String, String, String)> {
-    let nats = kms_testkit::NatsServer::start().await?;
-    let data = tempfile::tempdir()?;
-    let setup = kms_server::dev_init(data.path(), "http://127.0.0.1:0", region)?;
-    let store = kms_auth::CredentialStore::load(&setup.credentials_file)?;
-    let key = store.access_keys().first().context("dev credentials")?;
-    let (id, secret) = (key.access_key_id.clone(), key.secret_access_key.to_string());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let mut config = kms_server::AllConfig::under(
-        data.path(),
-        setup.root_key_file.clone(),
-        setup.credentials_file.clone(),
-    );
-    config.metadata.scheduler_interval_ms = 60_000;
-    let bus = kms_bus::Bus::connect(&nats.url(), Duration::from_secs(5)).await?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(kms_server::run_all(
-        config,
-        bus,
-        listener,
-        Arc::new(kms_core::SystemClock),
-        shutdown.clone(),
-    ));
-    Ok((Local { _nats: nats, _data: data, shutdown }, endpoint, id, secret))
+/// The endpoint and the caller identity of `target`.
+fn connect(target: &Target) -> anyhow::Result<(Endpoint, workloads::Caller)> {
+    let (id, secret, account, principal) = match &target.credentials_file {
+        Some(path) => {
+            let store = kms_auth::CredentialStore::load(path)
+                .with_context(|| format!("credentials {}", path.display()))?;
+            let key = store.access_keys().first().context("no access key")?;
+            (
+                key.access_key_id.clone(),
+                key.secret_access_key.to_string(),
+                key.account_id.clone(),
+                key.principal_arn.clone(),
+            )
+        }
+        // moto accepts any credentials; its default account.
+        None => (
+            "AKIAIOSFODNN7EXAMPLE".to_owned(),
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+            "123456789012".to_owned(),
+            "arn:aws:iam::123456789012:user/bench".to_owned(),
+        ),
+    };
+    let signer = sigv4::Signer::new(&id, &secret, &target.region, "kms");
+    Ok((Endpoint::new(&target.endpoint, signer)?, workloads::Caller { account, principal }))
 }
 
-fn client(
-    endpoint: &str,
-    id: &str,
-    secret: &str,
-    region: &str,
-    concurrency: usize,
-) -> aws_sdk_kms::Client {
-    let http =
-        aws_smithy_http_client::Builder::new().pool_max_idle_per_host(concurrency).build_http();
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(id, secret, None, None, "bench"))
-        .http_client(http)
-        .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_kms::Client::from_conf(config)
-}
-
-/// Waits until the system answers a real call.
-async fn wait_ready(kms: &aws_sdk_kms::Client) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+async fn wait_ready(endpoint: &Endpoint) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if kms.list_keys().send().await.is_ok() {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the system did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    Encrypt,
-    Decrypt,
-    GenerateDataKey,
-}
-
-struct Outcome {
-    latencies_us: Vec<u64>,
-    errors: u64,
-    elapsed: Duration,
-}
-
-async fn one_call(
-    kms: &aws_sdk_kms::Client,
-    op: Op,
-    key: &str,
-    blob: &Blob,
-    plaintext: &Blob,
-) -> bool {
-    match op {
-        Op::Encrypt => kms.encrypt().key_id(key).plaintext(plaintext.clone()).send().await.is_ok(),
-        Op::Decrypt => kms.decrypt().ciphertext_blob(blob.clone()).send().await.is_ok(),
-        Op::GenerateDataKey => {
-            kms.generate_data_key().key_id(key).key_spec(DataKeySpec::Aes256).send().await.is_ok()
+        match endpoint.call("TrentService.ListKeys", json!({"Limit": 1})).await {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() > deadline => return Err(e.context("not ready")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }
 
-async fn measure(
-    kms: &aws_sdk_kms::Client,
-    op: Op,
-    key: &str,
-    blob: &Blob,
-    args: &Args,
-) -> Outcome {
-    let plaintext = Blob::new(vec![7u8; 512]);
-    // A short warm-up fills connection pools and caches.
-    for _ in 0..args.concurrency {
-        one_call(kms, op, key, blob, &plaintext).await;
-    }
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(args.seconds);
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency {
-        let (kms, key, blob, plaintext) =
-            (kms.clone(), key.to_owned(), blob.clone(), plaintext.clone());
-        workers.spawn(async move {
-            let (mut latencies, mut errors) = (Vec::new(), 0u64);
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                if one_call(&kms, op, &key, &blob, &plaintext).await {
-                    latencies.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
-                } else {
-                    errors += 1;
-                }
+/// One measured row.
+struct Row {
+    workload: String,
+    keys: usize,
+    mode: String,
+    outcome: Outcome,
+}
+
+fn rss_line(label: &str, pids: &[u32], when: &str) -> String {
+    let parts: Vec<String> = pids
+        .iter()
+        .map(|p| format!("{} {:.0} MiB", procfs::name(*p), procfs::rss_mib(*p)))
+        .collect();
+    format!(
+        "- {label}, RSS {when}: {}\n",
+        if parts.is_empty() { "not measured".to_owned() } else { parts.join(", ") }
+    )
+}
+
+/// Samples the largest RSS of `pids` until the returned sender is dropped.
+fn rss_sampler(
+    pids: Vec<u32>,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Vec<f64>>) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let mut max = vec![0.0f64; pids.len()];
+        loop {
+            for (m, p) in max.iter_mut().zip(&pids) {
+                *m = m.max(procfs::rss_mib(*p));
             }
-            (latencies, errors)
+            tokio::select! {
+                _ = &mut stopped => return max,
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    });
+    (stop, handle)
+}
+
+async fn measure_target(
+    args: &LoadArgs,
+    target: &Target,
+    spread: usize,
+    report: &mut String,
+) -> anyhow::Result<Vec<Row>> {
+    let (endpoint, caller) = connect(target)?;
+    wait_ready(&endpoint).await?;
+    let setup = std::time::Instant::now();
+    let prepared = workloads::prepare(&endpoint, &caller, spread, &args.workloads).await?;
+    eprintln!("{}: keys ready in {:.1} s", target.label, setup.elapsed().as_secs_f64());
+    report.push_str(&rss_line(&target.label, &target.pids, "at rest (keys created)"));
+    let (stop, sampler) = rss_sampler(target.pids.clone());
+    let mut rows = Vec::new();
+    let closed = Mode::Closed { concurrency: args.concurrency };
+    for (workload, keys, pick) in &prepared {
+        let outcome = load::run(
+            &endpoint,
+            pick.clone(),
+            closed,
+            secs(args.warmup),
+            secs(args.duration),
+            &target.pids,
+        )
+        .await;
+        eprintln!("{}: {workload} x{keys} closed: {:.0}/s", target.label, outcome.rate());
+        if let Some(e) = &outcome.first_error {
+            eprintln!("  first error: {}", e.chars().take(300).collect::<String>());
+        }
+        rows.push(Row {
+            workload: workload.clone(),
+            keys: *keys,
+            mode: format!("closed {}", args.concurrency),
+            outcome,
         });
     }
-    let mut outcome = Outcome { latencies_us: Vec::new(), errors: 0, elapsed: Duration::ZERO };
-    while let Some(Ok((latencies, errors))) = workers.join_next().await {
-        outcome.latencies_us.extend(latencies);
-        outcome.errors += errors;
-    }
-    outcome.elapsed = start.elapsed();
-    outcome.latencies_us.sort_unstable();
-    outcome
-}
-
-fn percentile_ms(sorted_us: &[u64], p: usize) -> String {
-    if sorted_us.is_empty() {
-        return "-".to_owned();
-    }
-    let index = (sorted_us.len() * p / 100).min(sorted_us.len() - 1);
-    #[allow(clippy::cast_precision_loss, reason = "latencies are far below 2^52 us")]
-    let ms = sorted_us[index] as f64 / 1000.0;
-    format!("{ms:.2}")
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let (_local, endpoint, id, secret) = match &args.endpoint {
-        Some(e) => (None, e.clone(), args.access_key.clone(), args.secret_key.clone()),
-        None => {
-            let (local, e, id, secret) = start_local(&args.region).await?;
-            (Some(local), e, id, secret)
+    for rate in &args.open_rates {
+        for (workload, keys, pick) in prepared.iter().filter(|(w, _, _)| w == "encrypt") {
+            let mode = Mode::Open { rate: *rate, connections: args.connections };
+            let outcome = load::run(
+                &endpoint,
+                pick.clone(),
+                mode,
+                secs(args.warmup),
+                secs(args.duration),
+                &target.pids,
+            )
+            .await;
+            eprintln!(
+                "{}: {workload} x{keys} open {rate}/s: p99 {:.2} ms",
+                target.label,
+                outcome.permille_ms(990)
+            );
+            rows.push(Row {
+                workload: workload.clone(),
+                keys: *keys,
+                mode: format!("open {rate}/s"),
+                outcome,
+            });
         }
-    };
-    let kms = client(&endpoint, &id, &secret, &args.region, args.concurrency);
-    wait_ready(&kms).await?;
-    let key = kms
-        .create_key()
-        .description("benchmark")
-        .send()
-        .await
-        .context("create-key")?
-        .key_metadata
-        .context("key metadata")?
-        .key_id;
-    let blob = kms
-        .encrypt()
-        .key_id(&key)
-        .plaintext(Blob::new(vec![7u8; 512]))
-        .send()
-        .await
-        .context("encrypt")?
-        .ciphertext_blob
-        .context("ciphertext")?;
+    }
+    drop(stop);
+    let max = sampler.await.unwrap_or_default();
+    let parts: Vec<String> = target
+        .pids
+        .iter()
+        .zip(max)
+        .map(|(p, m)| format!("{} {m:.0} MiB", procfs::name(*p)))
+        .collect();
+    report.push_str(&format!("- {}, largest RSS under load: {}\n", target.label, parts.join(", ")));
+    Ok(rows)
+}
 
-    let mut report = format!(
-        "\n### {} — {} concurrent clients, {} s per operation\n\n| operation | requests | errors | requests/s | p50 ms | p90 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|\n",
-        args.label, args.concurrency, args.seconds
+fn fmt_ms(v: f64) -> String {
+    if v.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn table(label: &str, rows: &[Row]) -> String {
+    let mut t = format!(
+        "\n#### {label}\n\n| workload | keys | mode | requests | errors | requests/s | p50 ms | p99 ms | p99.9 ms | CPU s / 1k req (SUT) | CPU s / 1k req (generator) |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
-    for op in [Op::Encrypt, Op::Decrypt, Op::GenerateDataKey] {
-        let o = measure(&kms, op, &key, &blob, &args).await;
-        #[allow(clippy::cast_precision_loss, reason = "request counts are small")]
-        let rate = o.latencies_us.len() as f64 / o.elapsed.as_secs_f64();
-        report.push_str(&format!(
-            "| {op:?} | {} | {} | {rate:.0} | {} | {} | {} |\n",
+    for r in rows {
+        let o = &r.outcome;
+        #[allow(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
+        let generator = o.generator_cpu_seconds / (o.latencies_us.len().max(1) as f64) * 1000.0;
+        t.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.3} |\n",
+            r.workload,
+            r.keys,
+            r.mode,
             o.latencies_us.len(),
             o.errors,
-            percentile_ms(&o.latencies_us, 50),
-            percentile_ms(&o.latencies_us, 90),
-            percentile_ms(&o.latencies_us, 99),
+            o.rate(),
+            fmt_ms(o.permille_ms(500)),
+            fmt_ms(o.permille_ms(990)),
+            fmt_ms(o.permille_ms(999)),
+            if o.cpu_seconds > 0.0 {
+                format!("{:.3}", o.cpu_per_thousand())
+            } else {
+                "-".to_owned()
+            },
+            generator,
         ));
     }
-    std::io::stdout().write_all(report.as_bytes())?;
-    if let Some(path) = &args.out {
+    t
+}
+
+async fn load_command(args: LoadArgs) -> anyhow::Result<()> {
+    let mut report = format!(
+        "\n### load — {} s warm-up, {} s per measurement, spread over {} keys\n\n",
+        args.warmup, args.duration, args.spread
+    );
+    let system_rows = measure_target(&args, &args.system, args.spread, &mut report).await?;
+    let peer_rows = match &args.peer_endpoint {
+        Some(endpoint) => {
+            let peer = Target {
+                endpoint: endpoint.clone(),
+                credentials_file: None,
+                pids: args.peer_pids.clone(),
+                region: args.system.region.clone(),
+                label: args.peer_label.clone(),
+            };
+            let spread = args.peer_spread.unwrap_or(args.spread);
+            Some(measure_target(&args, &peer, spread, &mut report).await?)
+        }
+        None => None,
+    };
+    report.push_str(&table(&args.system.label, &system_rows));
+    if let Some(peer_rows) = &peer_rows {
+        report.push_str(&table(&args.peer_label, peer_rows));
+        report.push_str(&format!(
+            "\n#### ratio ({} / {})\n\n| workload | keys | mode | throughput × | p50 ÷ |\n|---|---:|---|---:|---:|\n",
+            args.system.label, args.peer_label
+        ));
+        for r in &system_rows {
+            let Some(p) = peer_rows.iter().find(|p| {
+                p.workload == r.workload && p.mode == r.mode && (p.keys == 1) == (r.keys == 1)
+            }) else {
+                continue;
+            };
+            let ratio = r.outcome.rate() / p.outcome.rate().max(1e-9);
+            let latency = p.outcome.permille_ms(500) / r.outcome.permille_ms(500);
+            report.push_str(&format!(
+                "| {} | {} | {} | {ratio:.1} | {} |\n",
+                r.workload,
+                r.keys,
+                r.mode,
+                fmt_ms(latency)
+            ));
+        }
+    }
+    emit(&report, args.out.as_deref())
+}
+
+fn emit(report: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    std::io::stderr().write_all(report.as_bytes())?;
+    if let Some(path) = out {
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         file.write_all(report.as_bytes())?;
     }
     Ok(())
+}
+
+/// Builds a request body for a key id.
+type BodyOf = fn(&str) -> serde_json::Value;
+
+async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
+    let (endpoint, _) = connect(&args.system)?;
+    wait_ready(&endpoint).await?;
+    let mut keys: Vec<String> = Vec::new();
+    let mut report = format!(
+        "\n### scale — keys stored vs latency (open loop, {} requests/s, {} s, uniform over every stored key)\n\n| keys stored | operation | requests | errors | p50 ms | p99 ms | p99.9 ms |\n|---:|---|---:|---:|---:|---:|---:|\n",
+        args.rate, args.duration
+    );
+    for size in &args.sizes {
+        let missing = size.saturating_sub(keys.len());
+        let started = std::time::Instant::now();
+        let answers = load::setup_calls(&endpoint, missing, 1, |_| {
+            ("TrentService.CreateKey", json!({"Description": "scale"}))
+        })
+        .await?;
+        for a in answers {
+            keys.push(a["KeyMetadata"]["KeyId"].as_str().context("KeyId")?.to_owned());
+        }
+        eprintln!(
+            "scale: {} keys stored ({missing} created in {:.1} s)",
+            keys.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let ops: [(&str, &'static str, BodyOf); 2] = [
+            (
+                "Encrypt",
+                "TrentService.Encrypt",
+                |k| json!({"KeyId": k, "Plaintext": "aGVsbG8gd29ybGQ=", "EncryptionContext": {"app": "bench"}}),
+            ),
+            ("DescribeKey", "TrentService.DescribeKey", |k| json!({"KeyId": k})),
+        ];
+        for (name, target, body) in ops {
+            let prepared = keys.iter().map(|k| load::Prepared::new(target, &body(k))).collect();
+            let mode = Mode::Open { rate: args.rate, connections: 64 };
+            let o = load::run(
+                &endpoint,
+                load::uniform(prepared),
+                mode,
+                Duration::ZERO,
+                secs(args.duration),
+                &args.system.pids,
+            )
+            .await;
+            report.push_str(&format!(
+                "| {} | {name} | {} | {} | {} | {} | {} |\n",
+                keys.len(),
+                o.latencies_us.len(),
+                o.errors,
+                fmt_ms(o.permille_ms(500)),
+                fmt_ms(o.permille_ms(990)),
+                fmt_ms(o.permille_ms(999))
+            ));
+        }
+    }
+    report.push_str(&rss_line(&args.system.label, &args.system.pids, "after the scale runs"));
+    emit(&report, args.out.as_deref())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Command::parse() {
+        Command::Load(args) => load_command(args).await,
+        Command::Scale(args) => scale_command(args).await,
+        Command::AuditScale(args) => audit_scale::run(&args),
+    }
 }

@@ -22,6 +22,7 @@ use kms_proto::v1 as wire;
 use serde_json::{json, Value};
 
 use crate::access::{self, Access, DecisionCache};
+use crate::key_cache;
 use crate::params::Params;
 
 /// What an operation hands back: the response body and, for the audit record, the
@@ -62,8 +63,20 @@ impl Call<'_> {
         Some(self.caller.clone())
     }
 
+    /// Calls a service. A metadata write drops this gateway's cached key records at once
+    /// (before and after: a concurrent lookup cannot store what the write replaces), so
+    /// its client's next call sees the change even before the announcement arrives.
     pub(crate) async fn call<O: Operation>(&self, request: &O::Request) -> KmsResult<O::Response> {
-        self.bus.call::<O>(&self.ctx(), request).await
+        let writes_keys = O::SERVICE == "metadata"
+            && !matches!(O::NAME, "ResolveKey" | "ListKeys" | "ListAliases" | "ListResourceTags");
+        if writes_keys {
+            self.decisions.keys.forget_all();
+        }
+        let result = self.bus.call::<O>(&self.ctx(), request).await;
+        if writes_keys {
+            self.decisions.keys.forget_all();
+        }
+        result
     }
 
     fn touch(&self, arn: &str) {
@@ -88,6 +101,18 @@ impl Call<'_> {
         from_ciphertext: bool,
     ) -> KmsResult<wire::KeyRecord> {
         let parsed = KeyRef::parse(key_ref)?;
+        let cached = key_cache::Lookup {
+            account: self.caller.account.clone(),
+            region: self.caller.region.clone(),
+            key_ref: key_ref.to_owned(),
+            cross_account,
+            from_ciphertext,
+        };
+        if let Some(key) = self.decisions.keys.get(&cached) {
+            self.touch(&key.arn);
+            return Ok(key);
+        }
+        let generation = self.decisions.keys.generation();
         let resolved = self
             .call::<metadata::ResolveKey>(&wire::ResolveKeyRequest {
                 caller: self.caller(),
@@ -97,7 +122,11 @@ impl Call<'_> {
             })
             .await;
         let key = match (resolved, &parsed) {
-            (Ok(response), _) => response.key.ok_or_else(KmsError::internal)?,
+            (Ok(response), _) => {
+                let key = response.key.ok_or_else(KmsError::internal)?;
+                self.decisions.keys.insert(cached, &key, generation);
+                key
+            }
             (Err(e), KeyRef::AliasName(name)) if e.code == ErrorCode::NotFound => {
                 match keys::create_managed_key(self, name).await {
                     Some(created) => created?,
@@ -195,9 +224,10 @@ impl Call<'_> {
         if let Some(grant_id) = self.decisions.get(&cache_key, &fingerprint) {
             return Ok(grant_id);
         }
+        let generation = self.decisions.generation();
         let answer = self.call::<policy::Authorize>(&request).await?;
         if answer.cacheable {
-            self.decisions.insert(&cache_key, fingerprint, answer.grant_id.clone());
+            self.decisions.insert(&cache_key, fingerprint, answer.grant_id.clone(), generation);
         }
         Ok(answer.grant_id)
     }

@@ -20,6 +20,7 @@ mod audit_isolation;
 mod audit_records;
 mod auth;
 mod authorization;
+mod caches;
 mod crypto;
 mod durability;
 mod import;

@@ -46,7 +46,7 @@ impl AuditStore {
     /// after the key is replaced.
     pub fn publish_digest_key(&self, key: &DigestPublicKey) -> Result<(), StoreError> {
         self.digest_keys.insert(key.fingerprint.as_bytes(), key.pem.as_bytes())?;
-        self.db.flush()?;
+        kms_sled_guard::flush(&self.db)?;
         Ok(())
     }
 
@@ -137,16 +137,17 @@ impl AuditStore {
             written.push((key, signed.encode()));
             summaries.push(DigestSummary { account, sequence, records });
         }
-        (&self.digests, &self.meta)
-            .transaction(|(digests, meta)| {
+        kms_sled_guard::exclusively(|| {
+            (&self.digests, &self.meta).transaction(|(digests, meta)| {
                 for (k, v) in &written {
                     digests.insert(k.as_slice(), v.as_slice())?;
                 }
                 meta.insert(META_DIGEST_CURSOR, &head.to_be_bytes())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(txn_err)?;
-        self.db.flush()?;
+        })
+        .map_err(txn_err)?;
+        kms_sled_guard::flush(&self.db)?;
         Ok(summaries)
     }
 

@@ -204,7 +204,7 @@ impl AuditStore {
             }
         }
         self.meta.insert(META_INDEX_VERSION, &INDEX_VERSION.to_be_bytes())?;
-        self.db.flush()?;
+        kms_sled_guard::flush(&self.db)?;
         Ok(())
     }
 
@@ -218,7 +218,7 @@ impl AuditStore {
         let outcome = self.append_unflushed(stream_seq, event_json);
         // Also after a failure or a redelivery: an earlier attempt may have committed but
         // failed to flush, and the caller is about to acknowledge what is stored.
-        self.db.flush()?;
+        kms_sled_guard::flush(&self.db)?;
         outcome
     }
 
@@ -227,11 +227,8 @@ impl AuditStore {
     /// are in input order; an `Err` of the whole call means nothing of the group may be
     /// acknowledged (the transaction or the flush failed).
     ///
-    /// One transaction per group matters beyond the saved fsyncs: sled 0.34's transactions
-    /// take a process-wide lock exclusively, and a transaction arriving while another
-    /// database of the process is in `flush_async` can deadlock the process (seen under
-    /// the benchmark with every service in one process); fewer transactions, fewer
-    /// chances.
+    /// Transactions and flushes go through `kms-sled-guard`, which keeps sled 0.34's
+    /// process-wide lock from deadlocking them.
     pub fn append_batch(
         &self,
         events: &[(u64, &[u8])],
@@ -328,34 +325,37 @@ impl AuditStore {
                 &self.idx_attr,
                 &self.meta,
             );
-            trees
-                .transaction(|(records_t, stream_seqs, event_ids, idx_time, idx_attr, meta)| {
-                    for (seq, record) in &records {
-                        records_t.insert(&seq.to_be_bytes(), record.as_slice())?;
-                    }
-                    for (stream_seq, seq) in &stream_marks {
-                        stream_seqs.insert(&stream_seq.to_be_bytes(), &seq.to_be_bytes())?;
-                    }
-                    for (event_id, seq) in &event_marks {
-                        event_ids.insert(event_id.as_bytes(), &seq.to_be_bytes())?;
-                    }
-                    for k in &index_keys {
-                        idx_time.insert(k.as_slice(), &[])?;
-                    }
-                    for k in &attr_keys {
-                        idx_attr.insert(k.as_slice(), &[])?;
-                    }
-                    meta.insert(META_LAST_STREAM_SEQ, &last_stream.to_be_bytes())?;
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                })
-                .map_err(txn_err)?;
+            kms_sled_guard::exclusively(|| {
+                trees.transaction(
+                    |(records_t, stream_seqs, event_ids, idx_time, idx_attr, meta)| {
+                        for (seq, record) in &records {
+                            records_t.insert(&seq.to_be_bytes(), record.as_slice())?;
+                        }
+                        for (stream_seq, seq) in &stream_marks {
+                            stream_seqs.insert(&stream_seq.to_be_bytes(), &seq.to_be_bytes())?;
+                        }
+                        for (event_id, seq) in &event_marks {
+                            event_ids.insert(event_id.as_bytes(), &seq.to_be_bytes())?;
+                        }
+                        for k in &index_keys {
+                            idx_time.insert(k.as_slice(), &[])?;
+                        }
+                        for k in &attr_keys {
+                            idx_attr.insert(k.as_slice(), &[])?;
+                        }
+                        meta.insert(META_LAST_STREAM_SEQ, &last_stream.to_be_bytes())?;
+                        Ok::<_, ConflictableTransactionError<()>>(())
+                    },
+                )
+            })
+            .map_err(txn_err)?;
             // Committed: advance the in-memory head before flushing (see `append`).
             *head = next;
             self.len.store(next.seq, Ordering::Release);
             self.last_stream_seq.store(last_stream, Ordering::Release);
         }
         drop(head);
-        self.db.flush()?;
+        kms_sled_guard::flush(&self.db)?;
         Ok(outcomes)
     }
 
@@ -377,13 +377,14 @@ impl AuditStore {
         if let Some(v) = self.event_ids.get(view.event_id.as_bytes())? {
             let seq = be_u64(&v).ok_or(StoreError::CorruptMeta("event_ids value"))?;
             let (stream_seqs, meta) = (&self.stream_seqs, &self.meta);
-            (stream_seqs, meta)
-                .transaction(|(stream_seqs, meta)| {
+            kms_sled_guard::exclusively(|| {
+                (stream_seqs, meta).transaction(|(stream_seqs, meta)| {
                     stream_seqs.insert(&stream_seq.to_be_bytes(), &seq.to_be_bytes())?;
                     meta.insert(META_LAST_STREAM_SEQ, &new_last_stream.to_be_bytes())?;
                     Ok::<_, ConflictableTransactionError<()>>(())
                 })
-                .map_err(txn_err)?;
+            })
+            .map_err(txn_err)?;
             self.last_stream_seq.store(new_last_stream, Ordering::Release);
             let identical = self.record(seq)?.is_some_and(|r| r.event == event_json);
             return Ok(AppendOutcome::DuplicateEvent { seq, identical });
@@ -413,8 +414,8 @@ impl AuditStore {
             &self.idx_attr,
             &self.meta,
         );
-        trees
-            .transaction(|(records, stream_seqs, event_ids, idx_time, idx_attr, meta)| {
+        kms_sled_guard::exclusively(|| {
+            trees.transaction(|(records, stream_seqs, event_ids, idx_time, idx_attr, meta)| {
                 records.insert(&seq.to_be_bytes(), record.as_slice())?;
                 stream_seqs.insert(&stream_seq.to_be_bytes(), &seq.to_be_bytes())?;
                 event_ids.insert(view.event_id.as_bytes(), &seq.to_be_bytes())?;
@@ -427,7 +428,8 @@ impl AuditStore {
                 meta.insert(META_LAST_STREAM_SEQ, &new_last_stream.to_be_bytes())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(txn_err)?;
+        })
+        .map_err(txn_err)?;
         // Committed: advance the in-memory head before flushing, so a flush failure can
         // never lead the next append to reuse `seq`.
         *head = Head { seq, hash };

@@ -154,7 +154,7 @@ impl CryptoStore {
         };
         let token = cc::random_bytes(32);
         self.import_tokens.insert(token.as_slice(), record.encode_to_vec()).map_err(internal)?;
-        self.db.flush_async().await.map_err(internal)?;
+        kms_sled_guard::flush_async(&self.db).await.map_err(internal)?;
         Ok(wire::GetImportParametersResponse { import_token: token, public_key: public })
     }
 
@@ -216,7 +216,7 @@ impl CryptoStore {
         };
         self.fingerprints.insert(token.key_id.as_bytes(), fingerprint).map_err(internal)?;
         tree.insert(material_key(&token.key_id, 1).as_bytes(), record).map_err(internal)?;
-        self.db.flush_async().await.map_err(internal)?;
+        kms_sled_guard::flush_async(&self.db).await.map_err(internal)?;
         Ok(wire::ImportMaterialResponse {})
     }
 
@@ -229,7 +229,7 @@ impl CryptoStore {
         for tree in [&self.materials, &self.asym_keys] {
             tree.remove(material_key(&r.key_id, 1).as_bytes()).map_err(internal)?;
         }
-        self.db.flush_async().await.map_err(internal)?;
+        kms_sled_guard::flush_async(&self.db).await.map_err(internal)?;
         Ok(wire::DeleteImportedMaterialResponse {})
     }
 
@@ -259,7 +259,7 @@ impl CryptoStore {
             .materials
             .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(record))
             .map_err(internal)?;
-        self.db.flush_async().await.map_err(internal)?;
+        kms_sled_guard::flush_async(&self.db).await.map_err(internal)?;
         Ok(wire::CreateMaterialResponse { material_version: version })
     }
 
@@ -298,7 +298,7 @@ impl CryptoStore {
             }
         }
         self.fingerprints.remove(r.key_id.as_bytes()).map_err(internal)?;
-        self.db.flush_async().await.map_err(internal)?;
+        kms_sled_guard::flush_async(&self.db).await.map_err(internal)?;
         Ok(wire::DestroyMaterialResponse { versions_destroyed: destroyed })
     }
 

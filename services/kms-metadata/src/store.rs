@@ -118,7 +118,7 @@ impl MetadataStore {
     }
 
     async fn flush(&self) -> KmsResult<()> {
-        self.db.flush_async().await.map_err(internal)?;
+        kms_sled_guard::flush_async(&self.db).await.map_err(internal)?;
         Ok(())
     }
 
@@ -184,7 +184,8 @@ impl MetadataStore {
             }
             _ => return Err(KmsError::validation("a managed key's alias begins with alias/aws/")),
         };
-        (&self.keys, &self.key_index, &self.aliases)
+        kms_sled_guard::exclusively(|| {
+            (&self.keys, &self.key_index, &self.aliases)
             .transaction(|(keys, index_tree, aliases)| {
                 keys.insert(key.key_id.as_bytes(), key.encode_to_vec())?;
                 index_tree.insert(index.as_bytes(), &[])?;
@@ -195,9 +196,10 @@ impl MetadataStore {
                     (),
                 )
             })
-            .map_err(|e: sled::transaction::TransactionError<std::convert::Infallible>| {
-                internal(format!("{e:?}"))
-            })?;
+        })
+        .map_err(|e: sled::transaction::TransactionError<std::convert::Infallible>| {
+            internal(format!("{e:?}"))
+        })?;
         self.flush().await?;
         if managed_alias.is_some() {
             self.move_alias(&r.managed_alias, None, Some(&key.key_id));
@@ -654,7 +656,8 @@ impl MetadataStore {
             }
         }
         let index = format!("{prefix}{key_id}");
-        (&self.keys, &self.key_index, &self.aliases)
+        kms_sled_guard::exclusively(|| {
+            (&self.keys, &self.key_index, &self.aliases)
             .transaction(|(keys, index_tree, aliases)| {
                 keys.remove(key_id.as_bytes())?;
                 index_tree.remove(index.as_bytes())?;
@@ -665,9 +668,10 @@ impl MetadataStore {
                     (),
                 )
             })
-            .map_err(|e: sled::transaction::TransactionError<std::convert::Infallible>| {
-                internal(format!("{e:?}"))
-            })?;
+        })
+        .map_err(|e: sled::transaction::TransactionError<std::convert::Infallible>| {
+            internal(format!("{e:?}"))
+        })?;
         self.flush().await?;
         self.aliases_of_key
             .write()

@@ -81,30 +81,36 @@ impl Store {
     fn insert_grant(&self, g: &wire::Grant) -> KmsResult<()> {
         let key = grant_key(&g.key_id, &g.grant_id);
         let bytes = g.encode_to_vec();
-        (&self.grants, &self.grant_ids, &self.retirable)
-            .transaction(|(grants, ids, retirable)| -> TxResult {
-                grants.insert(key.as_bytes(), bytes.as_slice())?;
-                ids.insert(g.grant_id.as_bytes(), g.key_id.as_bytes())?;
-                if !g.retiring_principal.is_empty() {
-                    retirable.insert(retirable_key(g).as_bytes(), &[])?;
-                }
-                Ok(())
-            })
-            .map_err(|e: TxError| internal(format!("{e:?}")))
+        kms_sled_guard::exclusively(|| {
+            (&self.grants, &self.grant_ids, &self.retirable).transaction(
+                |(grants, ids, retirable)| -> TxResult {
+                    grants.insert(key.as_bytes(), bytes.as_slice())?;
+                    ids.insert(g.grant_id.as_bytes(), g.key_id.as_bytes())?;
+                    if !g.retiring_principal.is_empty() {
+                        retirable.insert(retirable_key(g).as_bytes(), &[])?;
+                    }
+                    Ok(())
+                },
+            )
+        })
+        .map_err(|e: TxError| internal(format!("{e:?}")))
     }
 
     pub(crate) fn remove_grant(&self, g: &wire::Grant) -> KmsResult<()> {
         let key = grant_key(&g.key_id, &g.grant_id);
-        (&self.grants, &self.grant_ids, &self.retirable)
-            .transaction(|(grants, ids, retirable)| -> TxResult {
-                grants.remove(key.as_bytes())?;
-                ids.remove(g.grant_id.as_bytes())?;
-                if !g.retiring_principal.is_empty() {
-                    retirable.remove(retirable_key(g).as_bytes())?;
-                }
-                Ok(())
-            })
-            .map_err(|e: TxError| internal(format!("{e:?}")))
+        kms_sled_guard::exclusively(|| {
+            (&self.grants, &self.grant_ids, &self.retirable).transaction(
+                |(grants, ids, retirable)| -> TxResult {
+                    grants.remove(key.as_bytes())?;
+                    ids.remove(g.grant_id.as_bytes())?;
+                    if !g.retiring_principal.is_empty() {
+                        retirable.remove(retirable_key(g).as_bytes())?;
+                    }
+                    Ok(())
+                },
+            )
+        })
+        .map_err(|e: TxError| internal(format!("{e:?}")))
     }
 
     pub(crate) fn list_grants(

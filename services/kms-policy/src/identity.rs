@@ -96,7 +96,7 @@ impl Store {
                 applied += 1;
             }
         }
-        self.db.flush_async().await?;
+        kms_sled_guard::flush_async(&self.db).await?;
         Ok(applied)
     }
 

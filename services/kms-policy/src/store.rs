@@ -59,7 +59,7 @@ impl Store {
     }
 
     pub(crate) async fn flush(&self) -> KmsResult<()> {
-        self.db.flush_async().await.map_err(internal)?;
+        kms_sled_guard::flush_async(&self.db).await.map_err(internal)?;
         Ok(())
     }
 

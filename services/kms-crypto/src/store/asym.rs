@@ -220,7 +220,7 @@ impl CryptoStore {
             .asym_keys
             .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(record.encode_to_vec()))
             .map_err(internal)?;
-        self.db.flush_async().await.map_err(internal)?;
+        kms_sled_guard::flush_async(&self.db).await.map_err(internal)?;
         Ok(())
     }
 

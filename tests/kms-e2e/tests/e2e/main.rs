@@ -21,6 +21,7 @@ mod audit_records;
 mod auth;
 mod authorization;
 mod caches;
+mod concurrency;
 mod crypto;
 mod durability;
 mod import;

@@ -134,7 +134,7 @@ pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
 impl AuditStore {
     /// Opens (or creates) the store in directory `path`. Only one process may hold it.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::from_db(sled::open(path)?)
+        Self::from_db(kms_sled_guard::open(path.as_ref())?)
     }
 
     /// A store in a temporary directory removed on drop (tests, dry runs).

@@ -10,10 +10,22 @@
 //! Flushes run on the blocking pool; a transaction blocks its thread only until the
 //! flushes in progress are done. Plain inserts and reads are not ordered: they take
 //! sled's lock shared and wait on nothing.
+//!
+//! Stores also open their database here, with a bounded page cache: sled's default of
+//! 1 GiB per database let one `kms-server` (five databases) grow to ~1 GiB under load,
+//! past the memory limits a service's pod is given.
 
 use std::sync::{PoisonError, RwLock};
 
 static ORDER: RwLock<()> = RwLock::new(());
+
+/// Page cache of each store's database.
+pub const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Opens (creating it if needed) the sled database in `dir`, with a bounded cache.
+pub fn open(dir: &std::path::Path) -> sled::Result<sled::Db> {
+    sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY_BYTES).open()
+}
 
 /// Flushes `db` to disk, never while a transaction of this process runs.
 pub fn flush(db: &sled::Db) -> sled::Result<usize> {

@@ -101,7 +101,7 @@ async fn imported_material(key_spec: &str, plain: &[u8]) -> KmsResult<Imported> 
 
 impl CryptoStore {
     pub(crate) fn open(dir: &Path, root: RootKey) -> anyhow::Result<Self> {
-        let db = sled::open(dir)
+        let db = kms_sled_guard::open(dir)
             .map_err(|e| anyhow::anyhow!("opening crypto store at {}: {e}", dir.display()))?;
         Ok(Self {
             materials: db.open_tree("materials")?,

@@ -54,7 +54,7 @@ fn scope_prefix(c: &wire::CallerContext) -> String {
 
 impl MetadataStore {
     pub(crate) fn open(dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let db = sled::open(dir)
+        let db = kms_sled_guard::open(dir)
             .map_err(|e| anyhow::anyhow!("opening metadata store at {}: {e}", dir.display()))?;
         let aliases = db.open_tree("aliases")?;
         let mut aliases_of_key: HashMap<String, BTreeSet<String>> = HashMap::new();

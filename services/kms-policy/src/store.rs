@@ -45,7 +45,7 @@ pub(crate) fn malformed(e: impl std::fmt::Display) -> KmsError {
 
 impl Store {
     pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
-        let db = sled::open(dir)
+        let db = kms_sled_guard::open(dir)
             .map_err(|e| anyhow::anyhow!("opening policy store at {}: {e}", dir.display()))?;
         Ok(Self {
             policies: db.open_tree("policies")?,

@@ -23,14 +23,7 @@ const MESSAGE: &[u8] = b"a release artifact signed by the KMS under test";
 
 /// Runs openssl in `dir`; fails the test with its output unless it succeeds.
 fn openssl(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    String::from_utf8_lossy(&crate::sandbox::openssl(dir, args)).into_owned()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {

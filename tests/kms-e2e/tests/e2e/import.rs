@@ -11,7 +11,7 @@ use aws_sdk_kms::types::{
 };
 use rsa::pkcs8::DecodePublicKey;
 
-use crate::sandbox::{error_code, Sandbox, ACCOUNT_A};
+use crate::sandbox::{error_code, openssl, Sandbox, ACCOUNT_A};
 
 struct Params {
     token: Blob,
@@ -282,17 +282,6 @@ async fn imported_material_expires_on_the_clock() {
     ));
 }
 
-/// Runs openssl in `dir`, returning its stdout; panics with its output on failure.
-fn openssl_in(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
 async fn create_external(
     kms: &aws_sdk_kms::Client,
     spec: aws_sdk_kms::types::KeySpec,
@@ -356,7 +345,7 @@ async fn hmac_keys_take_imported_material_and_match_openssl() {
         let tag = mac().await.unwrap().mac.unwrap().into_inner();
         let hex: String = material.iter().map(|b| format!("{b:02x}")).collect();
         let hexkey = format!("hexkey:{hex}");
-        let expected = openssl_in(
+        let expected = openssl(
             dir.path(),
             &["dgst", &format!("-{md}"), "-mac", "HMAC", "-macopt", &hexkey, "-binary", "msg"],
         );
@@ -401,9 +390,9 @@ async fn asymmetric_keys_take_imported_pkcs8_private_keys() {
         let mut args = vec!["genpkey"];
         args.extend_from_slice(genpkey);
         args.extend(["-out", &pem]);
-        openssl_in(d, &args);
-        let der = openssl_in(d, &["pkcs8", "-topk8", "-nocrypt", "-in", &pem, "-outform", "DER"]);
-        let public = openssl_in(d, &["pkey", "-in", &pem, "-pubout", "-outform", "DER"]);
+        openssl(d, &args);
+        let der = openssl(d, &["pkcs8", "-topk8", "-nocrypt", "-in", &pem, "-outform", "DER"]);
+        let public = openssl(d, &["pkey", "-in", &pem, "-pubout", "-outform", "DER"]);
         (der, public)
     };
 
@@ -440,7 +429,7 @@ async fn asymmetric_keys_take_imported_pkcs8_private_keys() {
         .into_inner();
     std::fs::write(d.join("sig"), signature).unwrap();
     let verified =
-        openssl_in(d, &["dgst", "-sha256", "-prverify", "ec.pem", "-signature", "sig", "msg"]);
+        openssl(d, &["dgst", "-sha256", "-prverify", "ec.pem", "-signature", "sig", "msg"]);
     assert!(String::from_utf8_lossy(&verified).contains("Verified OK"));
     // After deletion only the same private key may return.
     kms.delete_imported_key_material().key_id(&signer).send().await.unwrap();
@@ -458,7 +447,7 @@ async fn asymmetric_keys_take_imported_pkcs8_private_keys() {
     let served = kms.get_public_key().key_id(&decrypter).send().await.unwrap();
     assert_eq!(served.public_key().unwrap().as_ref(), rsa_public);
     std::fs::write(d.join("pt"), b"for the imported RSA key").unwrap();
-    let ciphertext = openssl_in(
+    let ciphertext = openssl(
         d,
         &[
             "pkeyutl",

@@ -519,3 +519,14 @@ pub(crate) fn aws_cli() -> PathBuf {
     );
     path
 }
+
+/// Runs openssl in `dir`, returning its stdout; panics with its output on failure.
+pub(crate) fn openssl(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}

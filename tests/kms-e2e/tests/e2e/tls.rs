@@ -5,16 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::sandbox::{aws_cli, Sandbox, ACCOUNT_A, REGION};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use crate::sandbox::{aws_cli, openssl, Sandbox, ACCOUNT_A, REGION};
 
 /// A CA, and a server certificate it signs for 127.0.0.1 and localhost.
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {

@@ -13,7 +13,7 @@ use crate::digest::{
     SignedDigest,
 };
 use crate::event::format_event_time;
-use crate::record::{positioned, time_prefix, EventView, Scope, StoredRecord};
+use crate::record::{time_prefix, EventView, Scope, StoredRecord};
 use crate::store::{be_u64, txn_err, AuditStore, StoreError};
 use crate::verify::{verify, AuditRecord, VerificationReport, VerifyInput};
 
@@ -204,15 +204,10 @@ impl AuditStore {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let prefix = time_prefix(Scope::Account(account));
         let (start, end) = window.unwrap_or((i64::MIN, i64::MAX));
-        let lo = positioned(&prefix, start, 0);
-        let hi = positioned(&prefix, end, u64::MAX);
-        let mut seqs = Vec::new();
-        for item in self.idx_time.range(lo..=hi) {
-            let (key, _) = item?;
-            let (_, seq) =
-                crate::record::position_of(&key).ok_or(StoreError::CorruptMeta("index key"))?;
-            seqs.push(seq);
-        }
+        let mut seqs: Vec<u64> = crate::index::oldest_first(&self.idx_time, &prefix, start, end)?
+            .into_iter()
+            .map(|(_, seq)| seq)
+            .collect();
         seqs.sort_unstable();
         seqs.dedup();
         let mut out = Vec::with_capacity(seqs.len());

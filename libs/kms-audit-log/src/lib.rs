@@ -10,6 +10,7 @@
 mod digest;
 mod event;
 mod export;
+mod index;
 mod integrity;
 mod lookup;
 mod query;

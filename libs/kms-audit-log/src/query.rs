@@ -16,9 +16,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::record::{
-    attr_prefix, context_pair, position_of, positioned, time_prefix, AttrCode, EventView, Scope,
-};
+use crate::index::{newest_first, Positions};
+use crate::record::{attr_prefix, context_pair, time_prefix, AttrCode, EventView, Scope};
 use crate::store::{AuditStore, StoreError};
 
 /// Largest page.
@@ -239,8 +238,6 @@ fn decode_token(token: &str, fingerprint: &[u8; 8]) -> Result<(i64, u64), QueryE
     secs.zip(seq).ok_or(QueryError::InvalidPageToken)
 }
 
-type Positions = Box<dyn Iterator<Item = Result<(i64, u64), StoreError>>>;
-
 /// Newest-first merge of several newest-first position streams, without repeats.
 struct Merge {
     streams: Vec<Peekable<Positions>>,
@@ -280,29 +277,11 @@ impl AuditStore {
         filter: &EventFilter,
         cursor: Option<(i64, u64)>,
     ) -> Merge {
-        let tree = if attr { self.idx_attr.clone() } else { self.idx_time.clone() };
+        let tree = if attr { &self.idx_attr } else { &self.idx_time };
+        let (start, end) = (filter.start.unwrap_or(i64::MIN), filter.end.unwrap_or(i64::MAX));
         let streams = prefixes
             .iter()
-            .map(|prefix| {
-                let lo = positioned(prefix, filter.start.unwrap_or(i64::MIN), 0);
-                let hi = match cursor {
-                    Some((secs, seq)) => positioned(prefix, secs, seq),
-                    None => {
-                        let mut k = positioned(prefix, filter.end.unwrap_or(i64::MAX), u64::MAX);
-                        k.push(0);
-                        k
-                    }
-                };
-                let it: Positions = if lo < hi {
-                    Box::new(tree.range(lo..hi).rev().map(|item| {
-                        let (key, _) = item?;
-                        position_of(&key).ok_or(StoreError::CorruptMeta("index key"))
-                    }))
-                } else {
-                    Box::new(std::iter::empty())
-                };
-                it.peekable()
-            })
+            .map(|prefix| newest_first(tree, prefix, start, end, cursor).peekable())
             .collect();
         Merge { streams, last: None }
     }

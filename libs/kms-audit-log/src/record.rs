@@ -189,10 +189,12 @@ impl EventView {
         })
     }
 
-    /// Every `(attribute, value)` pair this event is findable by, without duplicates.
+    /// Every `(attribute, value)` pair `idx_attr` finds this event by, without
+    /// duplicates. Not the event id: unique per event, so an index entry per event could
+    /// not be grouped; the `event_ids` dedup marker finds it instead (stores written
+    /// before may still hold `EventId` entries, which nothing reads).
     pub(crate) fn attribute_values(&self) -> BTreeSet<(AttrCode, String)> {
         let mut out = BTreeSet::new();
-        out.insert((AttrCode::EventId, self.event_id.clone()));
         out.insert((AttrCode::EventName, self.event_name.clone()));
         out.insert((AttrCode::ReadOnly, self.read_only.to_string()));
         out.insert((AttrCode::EventSource, self.event_source.clone()));

@@ -1,9 +1,10 @@
 //! The append-only, hash-chained audit store on sled, fed from a JetStream stream:
-//! idempotent per stream sequence and per `eventID`, each append (record, indexes, dedup
-//! markers) one sled transaction flushed before returning, so an acknowledged message is
-//! durable and a crash never leaves an index entry without its record. `append_batch`
-//! commits a group: one transaction per event, one flush for all of them (the flush is
-//! the expensive part, an fsync).
+//! idempotent per stream sequence and per `eventID`. `append_batch` commits a group of
+//! events (records, dedup markers and index entries) in ONE sled transaction and one
+//! flush, so an acknowledged message is durable and a crash never leaves an index entry
+//! without its record; `append` is a group of one. Index entries are grouped per prefix
+//! and second (see `index`), which keeps the inserts per event (what sled's copy-on-write
+//! nodes make expensive) near three under load: the record and its two dedup markers.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +13,9 @@ use std::sync::Mutex;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 
+use crate::index::IndexWriter;
 use crate::record::{
-    attr_prefix, chain_hash, positioned, time_prefix, EventView, InvalidEvent, Scope, StoredRecord,
+    attr_prefix, chain_hash, time_prefix, EventView, InvalidEvent, Scope, StoredRecord,
     GENESIS_HASH, INDEX_VERSION,
 };
 
@@ -194,13 +196,14 @@ impl AuditStore {
             else {
                 continue;
             };
+            let mut attr_index = IndexWriter::default();
             for scope in [Scope::All, Scope::Account(&view.recipient_account_id)] {
                 for (code, value) in view.attribute_values() {
-                    self.idx_attr.insert(
-                        positioned(&attr_prefix(scope, code, &value), view.event_time, seq),
-                        &[],
-                    )?;
+                    attr_index.add(&attr_prefix(scope, code, &value), view.event_time, seq);
                 }
+            }
+            for (k, v) in attr_index.into_entries() {
+                self.idx_attr.insert(k, v)?;
             }
         }
         self.meta.insert(META_INDEX_VERSION, &INDEX_VERSION.to_be_bytes())?;
@@ -215,11 +218,12 @@ impl AuditStore {
     /// `eventID` already stored returns `DuplicateEvent`. Stream sequences may arrive out
     /// of order (redeliveries); each is remembered individually.
     pub fn append(&self, stream_seq: u64, event_json: &[u8]) -> Result<AppendOutcome, StoreError> {
-        let outcome = self.append_unflushed(stream_seq, event_json);
-        // Also after a failure or a redelivery: an earlier attempt may have committed but
-        // failed to flush, and the caller is about to acknowledge what is stored.
-        kms_sled_guard::flush(&self.db)?;
-        outcome
+        // `append_batch` flushes also after a failure or a redelivery: an earlier attempt
+        // may have committed but failed to flush, and the caller is about to acknowledge
+        // what is stored.
+        self.append_batch(&[(stream_seq, event_json)])?
+            .pop()
+            .unwrap_or(Err(StoreError::CorruptMeta("append outcome")))
     }
 
     /// Group commit: appends each `(stream sequence, event)` in order, with the outcome
@@ -241,8 +245,8 @@ impl AuditStore {
         let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut stream_marks: Vec<(u64, u64)> = Vec::new();
         let mut event_marks: Vec<(String, u64)> = Vec::new();
-        let mut index_keys: Vec<Vec<u8>> = Vec::new();
-        let mut attr_keys: Vec<Vec<u8>> = Vec::new();
+        let mut time_index = IndexWriter::default();
+        let mut attr_index = IndexWriter::default();
         let mut batch_streams: HashMap<u64, u64> = HashMap::new();
         let mut batch_events: HashMap<String, (u64, usize)> = HashMap::new();
         // Outcomes; a duplicate of an event stored earlier in this batch compares later.
@@ -300,13 +304,9 @@ impl AuditStore {
                     .encode(),
             ));
             for scope in [Scope::All, Scope::Account(&view.recipient_account_id)] {
-                index_keys.push(positioned(&time_prefix(scope), view.event_time, seq));
+                time_index.add(&time_prefix(scope), view.event_time, seq);
                 for (code, value) in view.attribute_values() {
-                    attr_keys.push(positioned(
-                        &attr_prefix(scope, code, &value),
-                        view.event_time,
-                        seq,
-                    ));
+                    attr_index.add(&attr_prefix(scope, code, &value), view.event_time, seq);
                 }
             }
             stream_marks.push((stream_seq, seq));
@@ -317,6 +317,8 @@ impl AuditStore {
             outcomes.push(Ok(AppendOutcome::Appended { seq }));
         }
         if !stream_marks.is_empty() {
+            let time_entries = time_index.into_entries();
+            let attr_entries = attr_index.into_entries();
             let trees = (
                 &self.records,
                 &self.stream_seqs,
@@ -337,11 +339,11 @@ impl AuditStore {
                         for (event_id, seq) in &event_marks {
                             event_ids.insert(event_id.as_bytes(), &seq.to_be_bytes())?;
                         }
-                        for k in &index_keys {
-                            idx_time.insert(k.as_slice(), &[])?;
+                        for (k, v) in &time_entries {
+                            idx_time.insert(k.as_slice(), v.as_slice())?;
                         }
-                        for k in &attr_keys {
-                            idx_attr.insert(k.as_slice(), &[])?;
+                        for (k, v) in &attr_entries {
+                            idx_attr.insert(k.as_slice(), v.as_slice())?;
                         }
                         meta.insert(META_LAST_STREAM_SEQ, &last_stream.to_be_bytes())?;
                         Ok::<_, ConflictableTransactionError<()>>(())
@@ -357,85 +359,6 @@ impl AuditStore {
         drop(head);
         kms_sled_guard::flush(&self.db)?;
         Ok(outcomes)
-    }
-
-    /// One append's sled transaction, not yet flushed.
-    fn append_unflushed(
-        &self,
-        stream_seq: u64,
-        event_json: &[u8],
-    ) -> Result<AppendOutcome, StoreError> {
-        let mut head = self.append_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-
-        if let Some(v) = self.stream_seqs.get(stream_seq.to_be_bytes())? {
-            let seq = be_u64(&v).ok_or(StoreError::CorruptMeta("stream_seqs value"))?;
-            return Ok(AppendOutcome::AlreadyApplied { seq });
-        }
-        let view = EventView::parse(event_json)?;
-        let new_last_stream = self.last_stream_seq.load(Ordering::Acquire).max(stream_seq);
-
-        if let Some(v) = self.event_ids.get(view.event_id.as_bytes())? {
-            let seq = be_u64(&v).ok_or(StoreError::CorruptMeta("event_ids value"))?;
-            let (stream_seqs, meta) = (&self.stream_seqs, &self.meta);
-            kms_sled_guard::exclusively(|| {
-                (stream_seqs, meta).transaction(|(stream_seqs, meta)| {
-                    stream_seqs.insert(&stream_seq.to_be_bytes(), &seq.to_be_bytes())?;
-                    meta.insert(META_LAST_STREAM_SEQ, &new_last_stream.to_be_bytes())?;
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                })
-            })
-            .map_err(txn_err)?;
-            self.last_stream_seq.store(new_last_stream, Ordering::Release);
-            let identical = self.record(seq)?.is_some_and(|r| r.event == event_json);
-            return Ok(AppendOutcome::DuplicateEvent { seq, identical });
-        }
-
-        let seq = head.seq + 1;
-        let hash = chain_hash(&head.hash, event_json);
-        let record =
-            StoredRecord { stream_seq, prev_hash: head.hash, hash, event: event_json.to_vec() }
-                .encode();
-
-        let account = Scope::Account(&view.recipient_account_id);
-        let mut time_keys = Vec::with_capacity(2);
-        let mut attr_keys = Vec::new();
-        for scope in [Scope::All, account] {
-            time_keys.push(positioned(&time_prefix(scope), view.event_time, seq));
-            for (code, value) in view.attribute_values() {
-                attr_keys.push(positioned(&attr_prefix(scope, code, &value), view.event_time, seq));
-            }
-        }
-
-        let trees = (
-            &self.records,
-            &self.stream_seqs,
-            &self.event_ids,
-            &self.idx_time,
-            &self.idx_attr,
-            &self.meta,
-        );
-        kms_sled_guard::exclusively(|| {
-            trees.transaction(|(records, stream_seqs, event_ids, idx_time, idx_attr, meta)| {
-                records.insert(&seq.to_be_bytes(), record.as_slice())?;
-                stream_seqs.insert(&stream_seq.to_be_bytes(), &seq.to_be_bytes())?;
-                event_ids.insert(view.event_id.as_bytes(), &seq.to_be_bytes())?;
-                for k in &time_keys {
-                    idx_time.insert(k.as_slice(), &[])?;
-                }
-                for k in &attr_keys {
-                    idx_attr.insert(k.as_slice(), &[])?;
-                }
-                meta.insert(META_LAST_STREAM_SEQ, &new_last_stream.to_be_bytes())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-        })
-        .map_err(txn_err)?;
-        // Committed: advance the in-memory head before flushing, so a flush failure can
-        // never lead the next append to reuse `seq`.
-        *head = Head { seq, hash };
-        self.len.store(seq, Ordering::Release);
-        self.last_stream_seq.store(new_last_stream, Ordering::Release);
-        Ok(AppendOutcome::Appended { seq })
     }
 
     /// Highest stream sequence applied (0 when none).
@@ -484,6 +407,14 @@ impl AuditStore {
             expected += 1;
         }
         Ok(expected - 1)
+    }
+
+    /// The sequence number of the record of event `event_id`, if stored.
+    pub(crate) fn event_seq(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
+        match self.event_ids.get(event_id.as_bytes())? {
+            None => Ok(None),
+            Some(v) => be_u64(&v).map(Some).ok_or(StoreError::CorruptMeta("event_ids value")),
+        }
     }
 
     /// The stored record `seq`, decoded.

@@ -4,6 +4,26 @@ use crate::testdata::{fixture, id, key_arn, t, ACCT_A, ACCT_B, KEY_A1, KEY_A2, K
 /// The fixture, with encryption contexts and source IPs on a few events.
 fn store() -> AuditStore {
     let store = AuditStore::open_temporary().unwrap();
+    for (i, bytes) in fixture_bytes().into_iter().enumerate() {
+        store.append(i as u64 + 1, &bytes).unwrap();
+    }
+    store
+}
+
+/// The same events committed in groups of 6, as under load (grouped index entries).
+fn grouped_store() -> AuditStore {
+    let store = AuditStore::open_temporary().unwrap();
+    let bytes = fixture_bytes();
+    let events: Vec<(u64, &[u8])> =
+        bytes.iter().enumerate().map(|(i, b)| (i as u64 + 1, b.as_slice())).collect();
+    for group in events.chunks(6) {
+        assert!(store.append_batch(group).unwrap().iter().all(Result::is_ok));
+    }
+    store
+}
+
+fn fixture_bytes() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
     for (i, mut e) in fixture().into_iter().enumerate() {
         if [1, 9, 11].contains(&i) {
             e.request_parameters = Some(serde_json::json!({
@@ -13,9 +33,9 @@ fn store() -> AuditStore {
         if [2, 6].contains(&i) {
             e.source_ip_address = "198.51.100.7".into();
         }
-        store.append(i as u64 + 1, &e.to_json_bytes().unwrap()).unwrap();
+        out.push(e.to_json_bytes().unwrap());
     }
-    store
+    out
 }
 
 fn filter(account: Option<&str>) -> EventFilter {
@@ -44,7 +64,12 @@ fn check(s: &AuditStore, f: EventFilter, expected: &[usize]) {
 
 #[test]
 fn every_filter() {
-    let s = store();
+    for s in [store(), grouped_store()] {
+        every_filter_in(&s);
+    }
+}
+
+fn every_filter_in(s: &AuditStore) {
     let a = || filter(Some(ACCT_A));
     let cases: Vec<(EventFilter, Vec<usize>)> = vec![
         (a(), vec![17, 15, 14, 12, 11, 9, 7, 6, 4, 19, 2, 1, 0]),
@@ -112,7 +137,7 @@ fn every_filter() {
         ),
     ];
     for (f, expected) in cases {
-        check(&s, f, &expected);
+        check(s, f, &expected);
     }
 }
 
@@ -168,7 +193,12 @@ fn tokens_are_bound_to_their_filter_and_validated() {
 
 #[test]
 fn counts_group_per_bucket() {
-    let s = store();
+    for s in [store(), grouped_store()] {
+        counts_group_per_bucket_in(&s);
+    }
+}
+
+fn counts_group_per_bucket_in(s: &AuditStore) {
     let f = EventFilter { key: Some(KEY_A1.into()), ..filter(Some(ACCT_A)) };
     let by_name = s.counts(&f, GroupBy::EventName, 3600, u64::MAX).unwrap();
     let hour = t(0).unix_timestamp();

@@ -347,9 +347,15 @@ async fn durable_consumer(
 
 /// Most messages one group commit takes (see `consume`).
 const GROUP_MAX: usize = 256;
+/// How long a group waits for more messages after its first. No caller waits on it
+/// (a call is answered once JetStream has its event); it only delays when the event
+/// can be looked up, and it lets a group under load hold many events: the commit's
+/// fixed costs (transaction, flush) are shared, and events of one second share index
+/// entries (see kms-audit-log's `index`).
+const GROUP_LINGER: Duration = Duration::from_millis(10);
 
-/// Applies stream messages in order; acks only what is durably stored. Messages already
-/// delivered when one arrives are committed with it as a group (one flush for all), so
+/// Applies stream messages in order; acks only what is durably stored. Messages delivered
+/// within `GROUP_LINGER` of one are committed with it as a group (one flush for all), so
 /// under load the store's fsyncs do not limit how many events it takes per second.
 async fn consume(
     consumer: consumer::PullConsumer,
@@ -374,14 +380,22 @@ async fn consume(
             },
         };
         let mut group = vec![first];
+        let linger_until = tokio::time::Instant::now() + GROUP_LINGER;
         while group.len() < GROUP_MAX {
-            match messages.next().now_or_never() {
-                Some(Some(Ok(m))) => group.push(m),
-                Some(Some(Err(e))) => {
+            let next = match messages.next().now_or_never() {
+                Some(next) => next,
+                None => match tokio::time::timeout_at(linger_until, messages.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Some(Ok(m)) => group.push(m),
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "audit stream read failed; continuing");
                     break;
                 }
-                Some(None) | None => break,
+                None => break,
             }
         }
         let mut events = Vec::with_capacity(group.len());

@@ -37,9 +37,30 @@ KMS_SERVER_BIN=${KMS_SERVER_BIN:-$BIN/kms-server}
 mkdir -p "$(dirname "$REPORT")"
 work=$(mktemp -d "${TMPDIR:-/tmp}/kms-bench.XXXXXX")
 pids=()
+# Whether child $1 still runs (an exited child stays a zombie until waited for).
+alive() {
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ $state != Z* ]]
+}
+# Stops child $1: SIGTERM, and SIGKILL if it has not exited within 20 s (kms-server's
+# shutdown can hang for good once nats-server is gone).
+stop_pid() {
+  local p=$1
+  kill "$p" 2>/dev/null || true
+  for _ in $(seq 1 200); do
+    alive "$p" || break
+    sleep 0.1
+  done
+  if alive "$p"; then
+    echo "pid $p ($(ps -o comm= -p "$p" 2>/dev/null)) ignored SIGTERM for 20 s; killing it" >&2
+    kill -KILL "$p" 2>/dev/null || true
+  fi
+  wait "$p" 2>/dev/null || true
+}
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Newest first: each kms-server before its nats-server.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[i]}"; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -65,9 +86,10 @@ start_system() {
   CREDENTIALS=$dir/credentials.json
 }
 
+# kms-server first: with nats-server killed at the same time, its shutdown was seen to hang.
 stop_system() {
-  kill "$KMS_PID" "$NATS_PID" 2>/dev/null || true
-  wait "$KMS_PID" "$NATS_PID" 2>/dev/null || true
+  stop_pid "$KMS_PID"
+  stop_pid "$NATS_PID"
 }
 
 {

@@ -10,9 +10,10 @@
 #      and how long creating the keys took (keys/s);
 #   3. audit-scale: LookupEvents over $AUDIT_EVENTS events in an audit store.
 # Keys are created $CREATE_CONCURRENCY at a time (the sled deadlock that once forced one at
-# a time is fixed): about 500 CreateKeys/s on two shared cores, so the load setup for
-# SPREAD=10000 (3 x 10,000 keys, 10,000 ciphertexts and grants) takes ~1.5 min and the
-# 100,000 keys of the scale run ~3.5 min.
+# a time is fixed). Measured on two shared cores: symmetric CreateKey ~500/s on a fresh
+# store, falling to ~360/s as it fills (100,000 keys in ~4.5 min); the load setup for
+# SPREAD=10000 (3 x 10,000 keys, 10,000 ciphertexts and grants) takes ~2 min. With
+# DURATION=2 SKIP_MOTO=1 SKIP_AUDIT=1 the whole run takes ~8 min.
 # Appends everything to $REPORT. Shorter runs: DURATION=2 SPREAD=2000 SCALE_SIZES=1000,20000
 # AUDIT_EVENTS=100000 (default 200000; 1000000
 # needs ~11 GB of disk); SKIP_MOTO=1, SKIP_SCALE=1, SKIP_AUDIT=1 leave parts out.

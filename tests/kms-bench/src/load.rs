@@ -289,12 +289,78 @@ async fn interval(shared: &Arc<Shared>, mode: Mode, duration: Duration) -> Vec<u
     all
 }
 
-/// Runs `count` setup calls made by `make(i)` with `concurrency` in flight; their answers
-/// in order.
+/// Setup calls retried on a retriable failure after `BACKOFF_MS`, then twice as long each
+/// time, at most `RETRIES` times.
+const RETRIES: u32 = 5;
+const BACKOFF_MS: u64 = 100;
+
+/// Every this many setup calls done, their progress and rate go to stderr.
+const PROGRESS_EVERY: u64 = 5_000;
+
+/// Error codes (`__type`) worth retrying: the call may well succeed a moment later.
+const RETRIABLE_CODES: &[&str] = &["ThrottlingException", "DependencyTimeoutException"];
+
+/// Whether an answer that is not 200 is worth retrying: a 5xx, 429, or a retriable error
+/// code (awsJson1_1 puts it in `__type`, possibly after a `namespace#`).
+fn retriable(status: u16, body: &[u8]) -> bool {
+    if status >= 500 || status == 429 {
+        return true;
+    }
+    let code = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["__type"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let code = code.rsplit('#').next().unwrap_or_default();
+    RETRIABLE_CODES.contains(&code)
+}
+
+/// Sends one setup call until it succeeds, retrying retriable failures (and transport
+/// errors, e.g. a pooled connection the server closed) a few times with a short
+/// exponential backoff; any other failure is returned with the answer's text.
+async fn setup_call(
+    endpoint: &Endpoint,
+    target: &'static str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let request = Prepared::new(target, body);
+    let mut attempt = 0;
+    loop {
+        let failure = match endpoint.send(&request).await {
+            Ok((200, answer)) => {
+                return serde_json::from_slice(&answer)
+                    .with_context(|| format!("{target}: answer is not JSON"));
+            }
+            Ok((status, answer)) => {
+                let error = anyhow::anyhow!(
+                    "{target} answered {status}: {}",
+                    String::from_utf8_lossy(&answer)
+                );
+                if !retriable(status, &answer) {
+                    return Err(error);
+                }
+                error
+            }
+            Err(e) => e.context(format!("{target}: request failed")),
+        };
+        if attempt >= RETRIES {
+            return Err(failure.context(format!("{target}: still failing after {RETRIES} retries")));
+        }
+        if attempt == 0 {
+            eprintln!("setup call failed, retrying: {failure:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(BACKOFF_MS << attempt)).await;
+        attempt += 1;
+    }
+}
+
+/// Runs `count` setup calls made by `make(i)` with `concurrency` in flight (retrying
+/// retriable failures; the first other failure ends the run); their answers in the order
+/// of `i`. With a `label`, progress goes to stderr every `PROGRESS_EVERY` calls.
 pub(crate) async fn setup_calls<F>(
     endpoint: &Endpoint,
     count: usize,
     concurrency: usize,
+    label: Option<&str>,
     make: F,
 ) -> anyhow::Result<Vec<serde_json::Value>>
 where
@@ -302,9 +368,13 @@ where
 {
     let make = Arc::new(make);
     let next = Arc::new(AtomicU64::new(0));
+    let done_count = Arc::new(AtomicU64::new(0));
+    let label: Option<Arc<str>> = label.map(Into::into);
+    let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.min(count.max(1)) {
+    for _ in 0..concurrency.max(1).min(count.max(1)) {
         let (endpoint, make, next) = (endpoint.clone(), make.clone(), next.clone());
+        let (done_count, label) = (done_count.clone(), label.clone());
         tasks.spawn(async move {
             let mut done = Vec::new();
             loop {
@@ -313,19 +383,16 @@ where
                     return Ok::<_, anyhow::Error>(done);
                 }
                 let (target, body) = make(i);
-                let mut attempt = 0;
-                let answer = loop {
-                    match endpoint.call(target, body.clone()).await {
-                        Ok(a) => break a,
-                        // Throttling or a busy dependency during setup: try again.
-                        Err(e) if attempt < 5 => {
-                            attempt += 1;
-                            tracing_free_sleep(attempt, &e).await;
-                        }
-                        Err(e) => return Err(e),
+                done.push((i, setup_call(&endpoint, target, &body).await?));
+                let n = done_count.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(label) = &label {
+                    if n % PROGRESS_EVERY == 0 && n < count as u64 {
+                        let elapsed = started.elapsed().as_secs_f64();
+                        #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
+                        let rate = n as f64 / elapsed.max(1e-9);
+                        eprintln!("{label}: {n}/{count} in {elapsed:.1} s ({rate:.0}/s)");
                     }
-                };
-                done.push((i, answer));
+                }
             }
         });
     }
@@ -335,11 +402,4 @@ where
     }
     all.sort_by_key(|(i, _)| *i);
     Ok(all.into_iter().map(|(_, a)| a).collect())
-}
-
-async fn tracing_free_sleep(attempt: u32, e: &anyhow::Error) {
-    if attempt == 1 {
-        eprintln!("setup call failed, retrying: {e}");
-    }
-    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
 }

@@ -95,6 +95,9 @@ struct LoadArgs {
         default_value = "encrypt,decrypt,gdk,policy-grant,sign,mixed"
     )]
     workloads: Vec<String>,
+    /// Setup calls (CreateKey, Encrypt, CreateGrant) in flight while preparing the keys.
+    #[arg(long, default_value_t = 32)]
+    create_concurrency: usize,
     /// Append the report to this file as well as printing it.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -112,6 +115,9 @@ struct ScaleArgs {
     rate: u64,
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
+    /// CreateKey calls in flight while storing the keys.
+    #[arg(long, default_value_t = 32)]
+    create_concurrency: usize,
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -205,8 +211,15 @@ async fn measure_target(
     let (endpoint, caller) = connect(target)?;
     wait_ready(&endpoint).await?;
     let setup = std::time::Instant::now();
-    let prepared = workloads::prepare(&endpoint, &caller, spread, &args.workloads).await?;
-    eprintln!("{}: keys ready in {:.1} s", target.label, setup.elapsed().as_secs_f64());
+    let (prepared, created) =
+        workloads::prepare(&endpoint, &caller, spread, &args.workloads, args.create_concurrency)
+            .await?;
+    let seconds = setup.elapsed().as_secs_f64();
+    eprintln!("{}: {created} keys ready in {seconds:.1} s", target.label);
+    report.push_str(&format!(
+        "- {}, setup: {created} keys created (with their ciphertexts and grants) in {seconds:.1} s, {} calls in flight\n",
+        target.label, args.create_concurrency
+    ));
     report.push_str(&rss_line(&target.label, &target.pids, "at rest (keys created)"));
     let (stop, sampler) = rss_sampler(target.pids.clone());
     let mut rows = Vec::new();
@@ -374,21 +387,32 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
         "\n### scale — keys stored vs latency (open loop, {} requests/s, {} s, uniform over every stored key)\n\n| keys stored | operation | requests | errors | p50 ms | p99 ms | p99.9 ms |\n|---:|---|---:|---:|---:|---:|---:|\n",
         args.rate, args.duration
     );
+    let mut creation = format!(
+        "\n#### key creation (CreateKey, symmetric, {} in flight)\n\n| keys stored | keys created | seconds | keys/s |\n|---:|---:|---:|---:|\n",
+        args.create_concurrency
+    );
     for size in &args.sizes {
         let missing = size.saturating_sub(keys.len());
         let started = std::time::Instant::now();
-        let answers = load::setup_calls(&endpoint, missing, 1, |_| {
-            ("TrentService.CreateKey", json!({"Description": "scale"}))
-        })
-        .await?;
-        for a in answers {
-            keys.push(a["KeyMetadata"]["KeyId"].as_str().context("KeyId")?.to_owned());
-        }
-        eprintln!(
-            "scale: {} keys stored ({missing} created in {:.1} s)",
-            keys.len(),
-            started.elapsed().as_secs_f64()
+        let label = format!("scale: CreateKey toward {size}");
+        keys.extend(
+            workloads::create_keys(
+                &endpoint,
+                missing,
+                args.create_concurrency,
+                &label,
+                |_| json!({"Description": "scale"}),
+            )
+            .await?,
         );
+        let seconds = started.elapsed().as_secs_f64();
+        #[allow(clippy::cast_precision_loss, reason = "key counts are far below 2^52")]
+        let rate = missing as f64 / seconds.max(1e-9);
+        eprintln!(
+            "scale: {} keys stored ({missing} created in {seconds:.1} s, {rate:.0} keys/s)",
+            keys.len()
+        );
+        creation.push_str(&format!("| {} | {missing} | {seconds:.1} | {rate:.0} |\n", keys.len()));
         let ops: [(&str, &'static str, BodyOf); 2] = [
             (
                 "Encrypt",
@@ -420,6 +444,8 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
             ));
         }
     }
+    report.push_str(&creation);
+    report.push('\n');
     report.push_str(&rss_line(&args.system.label, &args.system.pids, "after the scale runs"));
     emit(&report, args.out.as_deref())
 }

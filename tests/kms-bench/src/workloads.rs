@@ -19,10 +19,6 @@ use crate::load::{self, Endpoint, Picker, Prepared};
 
 pub(crate) const ALL: &[&str] = &["encrypt", "decrypt", "gdk", "policy-grant", "sign", "mixed"];
 
-/// One at a time: sled 0.34 can deadlock a process whose databases run a transaction
-/// while another is in `flush_async` (see BENCHMARKS.md), and key creation does both.
-const SETUP_CONCURRENCY: usize = 1;
-
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -48,14 +44,19 @@ struct Keys {
     ciphertexts: Vec<String>,
     signing: Vec<String>,
     policy: Vec<String>,
+    /// CreateKey calls made.
+    created: usize,
 }
 
-async fn create_keys(
+/// Creates `n` keys, `concurrency` at a time; their ids in creation-request order.
+pub(crate) async fn create_keys(
     endpoint: &Endpoint,
     n: usize,
+    concurrency: usize,
+    label: &str,
     body: impl Fn(usize) -> Value + Send + Sync + 'static,
 ) -> anyhow::Result<Vec<String>> {
-    let answers = load::setup_calls(endpoint, n, SETUP_CONCURRENCY, move |i| {
+    let answers = load::setup_calls(endpoint, n, concurrency, Some(label), move |i| {
         ("TrentService.CreateKey", body(i))
     })
     .await?;
@@ -67,21 +68,31 @@ async fn create_keys(
         .collect()
 }
 
-/// Creates `n` keys of each kind the workloads in `wanted` need.
+/// Creates `n` keys of each kind the workloads in `wanted` need (and their ciphertexts and
+/// grants), `concurrency` calls in flight; `keys.created` counts the CreateKeys.
 async fn keys(
     endpoint: &Endpoint,
     caller: &Caller,
     n: usize,
     wanted: &[String],
+    concurrency: usize,
 ) -> anyhow::Result<Keys> {
     let needs = |names: &[&str]| wanted.iter().any(|w| names.contains(&w.as_str()));
     let mut keys = Keys::default();
     if needs(&["encrypt", "decrypt", "gdk", "mixed"]) {
-        keys.symmetric = create_keys(endpoint, n, |_| json!({"Description": "bench"})).await?;
+        keys.symmetric = create_keys(
+            endpoint,
+            n,
+            concurrency,
+            "symmetric keys",
+            |_| json!({"Description": "bench"}),
+        )
+        .await?;
+        keys.created += n;
     }
     if needs(&["decrypt", "mixed"]) {
         let sym = Arc::new(keys.symmetric.clone());
-        let answers = load::setup_calls(endpoint, n, SETUP_CONCURRENCY, move |i| {
+        let answers = load::setup_calls(endpoint, n, concurrency, Some("ciphertexts"), move |i| {
             ("TrentService.Encrypt", encrypt_body(&sym[i]))
         })
         .await?;
@@ -91,10 +102,11 @@ async fn keys(
             .collect::<anyhow::Result<_>>()?;
     }
     if needs(&["sign", "mixed"]) {
-        keys.signing = create_keys(endpoint, n, |_| {
+        keys.signing = create_keys(endpoint, n, concurrency, "signing keys", |_| {
             json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY", "Description": "bench"})
         })
         .await?;
+        keys.created += n;
     }
     if needs(&["policy-grant"]) {
         let policy = json!({"Version": "2012-10-17", "Statement": [
@@ -106,12 +118,13 @@ async fn keys(
              "Condition": {"StringEquals": {"kms:EncryptionContext:app": "bench"},
                            "IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]})
         .to_string();
-        keys.policy = create_keys(endpoint, n, move |_| {
+        keys.policy = create_keys(endpoint, n, concurrency, "policy keys", move |_| {
             json!({"Description": "bench", "Policy": policy, "BypassPolicyLockoutSafetyCheck": true})
         })
         .await?;
+        keys.created += n;
         let (policy_keys, principal) = (Arc::new(keys.policy.clone()), caller.principal.clone());
-        load::setup_calls(endpoint, n, SETUP_CONCURRENCY, move |i| {
+        load::setup_calls(endpoint, n, concurrency, Some("grants"), move |i| {
             (
                 "TrentService.CreateGrant",
                 json!({
@@ -183,15 +196,21 @@ fn pickers(keys: &Keys) -> Vec<(&'static str, Picker)> {
 }
 
 /// The workloads of `wanted`, each against one key and across `spread` keys, in the
-/// order of `ALL`: (workload, key count, picker).
+/// order of `ALL`: (workload, key count, picker); and how many keys were created.
 pub(crate) async fn prepare(
     endpoint: &Endpoint,
     caller: &Caller,
     spread: usize,
     wanted: &[String],
-) -> anyhow::Result<Vec<(String, usize, Picker)>> {
-    let one = keys(endpoint, caller, 1, wanted).await?;
-    let many = if spread > 1 { Some(keys(endpoint, caller, spread, wanted).await?) } else { None };
+    concurrency: usize,
+) -> anyhow::Result<(Vec<(String, usize, Picker)>, usize)> {
+    let one = keys(endpoint, caller, 1, wanted, concurrency).await?;
+    let many = if spread > 1 {
+        Some(keys(endpoint, caller, spread, wanted, concurrency).await?)
+    } else {
+        None
+    };
+    let created = one.created + many.as_ref().map_or(0, |m| m.created);
     let mut out = Vec::new();
     let one = pickers(&one);
     let many = many.as_ref().map(pickers).unwrap_or_default();
@@ -210,5 +229,5 @@ pub(crate) async fn prepare(
             }
         }
     }
-    Ok(out)
+    Ok((out, created))
 }

@@ -54,6 +54,11 @@ impl AllConfig {
 /// Runs every service until `shutdown` is cancelled; if any stops with an error, the
 /// others are stopped too and the first error is returned. `clock` drives scheduled
 /// rotations and deletions (the system clock, or one a test moves).
+/// How long the services get to finish after a shutdown request before `run_all` gives
+/// up on them (a service waiting on an unreachable NATS would otherwise never return, and
+/// the process never exit).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn run_all(
     config: AllConfig,
     bus: Bus,
@@ -76,16 +81,32 @@ pub async fn run_all(
     }
     tasks.spawn(kms_gateway::run(config.gateway, bus, listener, stop.cancelled_owned()));
     let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
-        if let Err(e) = result {
-            tracing::error!(error = %e, "a service stopped with an error; stopping the others");
-            shutdown.cancel();
-            first_error.get_or_insert(e);
-        } else if !shutdown.is_cancelled() {
-            tracing::error!("a service stopped unexpectedly; stopping the others");
-            shutdown.cancel();
+    let services_done = async {
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(e) = result {
+                tracing::error!(error = %e, "a service stopped with an error; stopping the others");
+                shutdown.cancel();
+                first_error.get_or_insert(e);
+            } else if !shutdown.is_cancelled() {
+                tracing::error!("a service stopped unexpectedly; stopping the others");
+                shutdown.cancel();
+            }
+        }
+    };
+    let grace_over = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = services_done => first_error.map_or(Ok(()), Err),
+        () = grace_over => {
+            // Dropping the JoinSet aborts the services still running.
+            tracing::error!(grace_s = SHUTDOWN_GRACE.as_secs(), "services did not stop in time; exiting anyway");
+            Err(anyhow::anyhow!(
+                "services did not stop within {} s of the shutdown request",
+                SHUTDOWN_GRACE.as_secs()
+            ))
         }
     }
-    first_error.map_or(Ok(()), Err)
 }

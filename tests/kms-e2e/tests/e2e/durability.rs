@@ -73,3 +73,22 @@ async fn restart_keeps_everything_acknowledged() {
     assert_eq!(after_ids.len(), after.len(), "no event stored twice");
     assert!(after.iter().any(|e| e["eventName"] == "Decrypt"), "new events keep coming");
 }
+
+/// A pod being deleted while its NATS is unreachable (the cluster is going down too)
+/// must still exit: the services get `SHUTDOWN_GRACE` to finish, then `run_all` returns.
+#[tokio::test]
+async fn services_stop_even_when_nats_is_gone() {
+    let mut sb = Sandbox::start().await;
+    sb.create_key(ACCOUNT_A).await;
+    let patience = kms_server::SHUTDOWN_GRACE + std::time::Duration::from_secs(10);
+    let (took, result) = sb
+        .stop_without_nats(patience)
+        .await
+        .expect("the services stop within the grace period although NATS is gone");
+    assert!(took <= kms_server::SHUTDOWN_GRACE + std::time::Duration::from_secs(2), "{took:?}");
+    // Whether every service finished by itself or the grace ran out, run_all returns; an
+    // error names the reason.
+    if let Err(e) = result {
+        assert!(e.to_string().contains("did not stop"), "{e}");
+    }
+}

@@ -348,6 +348,21 @@ impl Sandbox {
         self.launch().await;
     }
 
+    /// Stops nats-server, then asks every service to stop; how long they took to finish
+    /// and what `run_all` returned. `None` if they were still running after `patience`.
+    pub(crate) async fn stop_without_nats(
+        &mut self,
+        patience: Duration,
+    ) -> Option<(Duration, anyhow::Result<()>)> {
+        let (shutdown, task) = self.running.take().expect("services running");
+        self.nats.stop().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let asked = tokio::time::Instant::now();
+        shutdown.cancel();
+        let result = tokio::time::timeout(patience, task).await.ok()?;
+        Some((asked.elapsed(), result.expect("join")))
+    }
+
     pub(crate) fn access_key(&self, account: &str) -> AccessKey {
         let index = if account == ACCOUNT_A { 0 } else { 1 };
         self.keys[index].clone()

@@ -16,12 +16,6 @@ struct Cli {
     health: HealthArgs,
 }
 
-/// mimalloc instead of the C library's allocator: under load the services allocate per
-/// request (JSON, protobuf, sled nodes), and glibc's malloc took ~15 % of the CPU
-/// (BENCHMARKS.md). Secrets are zeroized before they are freed, whichever allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = kms_telemetry::init_service("kms-crypto");

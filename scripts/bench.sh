@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmark of issue 7, at the issue's sizes, in about a quarter of an
-# hour on two cores.
+# `make bench`: the benchmark of issue 7, at the issue's sizes, in about twenty minutes
+# on two cores (plus the release build).
 #   1. load: nats-server and target/release/kms-server (every service, every call
 #      authenticated, authorized and audited) as separate processes, and moto_server
 #      (installed from PyPI into $VENV); kms-bench drives both with the same workloads,

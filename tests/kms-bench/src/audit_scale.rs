@@ -159,7 +159,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let loaded = load.elapsed().as_secs_f64();
     let bytes = dir_size(&args.dir)?;
     let mut report = format!(
-        "\n### audit-scale — LookupEvents over {} stored events\n\n{:.0} events per second of event time ({}), committed in groups of {}: bulk-loaded in {loaded:.0} s ({:.0} events/s); {:.0} MiB on disk after loading, {:.1} KiB per event.\n\n| filter | matching events | queries | p50 ms | max ms | events on the page |\n|---|---:|---:|---:|---:|---:|\n",
+        "\n### audit-scale — LookupEvents over {} stored events\n\n{} events per second of event time ({}), committed in groups of {}: bulk-loaded in {loaded:.0} s ({:.0} events/s); {:.0} MiB on disk after loading, {:.1} KiB per event.\n\n| filter | matching events | queries | p50 ms | max ms | events on the page |\n|---|---:|---:|---:|---:|---:|\n",
         store.len(),
         args.rate,
         describe_span(span),

@@ -452,34 +452,19 @@ pub fn lookup_response_json(page: &LookupPage) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AppendOutcome;
     use crate::testdata::{
-        fixture, fixture_bytes, id, key_arn, t, ACCT_A, ACCT_B, KEY_A1, KEY_A2, KEY_B1,
+        fixture, fixture_bytes, id, key_arn, store_of, t, ACCT_A, ACCT_B, KEY_A1, KEY_A2, KEY_B1,
     };
     use LookupAttributeKey as K;
 
     fn store() -> AuditStore {
-        let store = AuditStore::open_temporary().unwrap();
-        for (i, b) in fixture_bytes().iter().enumerate() {
-            store.append(i as u64 + 1, b).unwrap();
-        }
-        store
+        store_of(&fixture_bytes(), &[])
     }
 
     /// The same events committed in groups (of 7, then the rest at once), as the audit
     /// service commits them under load: index entries then hold several events each.
     fn grouped_store() -> AuditStore {
-        let store = AuditStore::open_temporary().unwrap();
-        let bytes = fixture_bytes();
-        let events: Vec<(u64, &[u8])> =
-            bytes.iter().enumerate().map(|(i, b)| (i as u64 + 1, b.as_slice())).collect();
-        let (first, rest) = events.split_at(7);
-        for group in [first, rest] {
-            for outcome in store.append_batch(group).unwrap() {
-                assert!(matches!(outcome, Ok(AppendOutcome::Appended { .. })));
-            }
-        }
-        store
+        store_of(&fixture_bytes(), &[7, 20])
     }
 
     fn q(account: Option<&str>) -> LookupQuery {

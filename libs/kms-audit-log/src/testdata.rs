@@ -137,3 +137,25 @@ pub(crate) fn fixture() -> Vec<CloudTrailEvent> {
 pub(crate) fn fixture_bytes() -> Vec<Vec<u8>> {
     fixture().iter().map(|e| e.to_json_bytes().unwrap()).collect()
 }
+
+/// A temporary store holding `events` (stream sequences 1, 2, ...): committed one at a
+/// time with `group_sizes` empty, otherwise in groups of those sizes (the last repeated),
+/// as the audit service commits under load, so that index entries hold several events.
+pub(crate) fn store_of(events: &[Vec<u8>], group_sizes: &[usize]) -> crate::AuditStore {
+    let store = crate::AuditStore::open_temporary().unwrap();
+    let numbered: Vec<(u64, &[u8])> =
+        events.iter().enumerate().map(|(i, b)| (i as u64 + 1, b.as_slice())).collect();
+    let mut rest = numbered.as_slice();
+    let mut sizes = group_sizes
+        .iter()
+        .copied()
+        .chain(std::iter::repeat(group_sizes.last().copied().unwrap_or(1)));
+    while !rest.is_empty() {
+        let (group, after) = rest.split_at(sizes.next().unwrap_or(1).clamp(1, rest.len()));
+        for outcome in store.append_batch(group).unwrap() {
+            assert!(matches!(outcome, Ok(crate::AppendOutcome::Appended { .. })));
+        }
+        rest = after;
+    }
+    store
+}

@@ -1,25 +1,14 @@
 use super::*;
-use crate::testdata::{fixture, id, key_arn, t, ACCT_A, ACCT_B, KEY_A1, KEY_A2, KEY_B1};
+use crate::testdata::{fixture, id, key_arn, store_of, t, ACCT_A, ACCT_B, KEY_A1, KEY_A2, KEY_B1};
 
 /// The fixture, with encryption contexts and source IPs on a few events.
 fn store() -> AuditStore {
-    let store = AuditStore::open_temporary().unwrap();
-    for (i, bytes) in fixture_bytes().into_iter().enumerate() {
-        store.append(i as u64 + 1, &bytes).unwrap();
-    }
-    store
+    store_of(&fixture_bytes(), &[])
 }
 
 /// The same events committed in groups of 6, as under load (grouped index entries).
 fn grouped_store() -> AuditStore {
-    let store = AuditStore::open_temporary().unwrap();
-    let bytes = fixture_bytes();
-    let events: Vec<(u64, &[u8])> =
-        bytes.iter().enumerate().map(|(i, b)| (i as u64 + 1, b.as_slice())).collect();
-    for group in events.chunks(6) {
-        assert!(store.append_batch(group).unwrap().iter().all(Result::is_ok));
-    }
-    store
+    store_of(&fixture_bytes(), &[6])
 }
 
 fn fixture_bytes() -> Vec<Vec<u8>> {

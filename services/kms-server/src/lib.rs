@@ -51,14 +51,15 @@ impl AllConfig {
     }
 }
 
-/// Runs every service until `shutdown` is cancelled; if any stops with an error, the
-/// others are stopped too and the first error is returned. `clock` drives scheduled
-/// rotations and deletions (the system clock, or one a test moves).
 /// How long the services get to finish after a shutdown request before `run_all` gives
 /// up on them (a service waiting on an unreachable NATS would otherwise never return, and
 /// the process never exit).
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Runs every service until `shutdown` is cancelled; if any stops with an error, the
+/// others are stopped too and the first error is returned. Services still running
+/// `SHUTDOWN_GRACE` after the shutdown are abandoned, with an error. `clock` drives
+/// scheduled rotations and deletions (the system clock, or one a test moves).
 pub async fn run_all(
     config: AllConfig,
     bus: Bus,

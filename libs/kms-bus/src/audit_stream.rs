@@ -30,21 +30,37 @@ impl Default for AuditStreamConfig {
     }
 }
 
+/// How long declaring the stream keeps trying: on a NATS cluster that has just formed,
+/// electing the new stream's leader can take longer than one JetStream request's 5 s.
+const DECLARE_FOR: Duration = Duration::from_secs(30);
+
+/// Declares the stream (or finds it), retrying until `DECLARE_FOR` has passed.
 pub async fn ensure_audit_stream(
     js: &jetstream::Context,
     config: &AuditStreamConfig,
 ) -> anyhow::Result<stream::Stream> {
-    js.get_or_create_stream(stream::Config {
-        name: AUDIT_STREAM.to_owned(),
-        subjects: vec![format!("{AUDIT_SUBJECT_PREFIX}.>")],
-        storage: stream::StorageType::File,
-        retention: stream::RetentionPolicy::Limits,
-        num_replicas: config.replicas,
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("declaring the {AUDIT_STREAM} stream: {e}"))
+    let deadline = tokio::time::Instant::now() + DECLARE_FOR;
+    loop {
+        let declared = js
+            .get_or_create_stream(stream::Config {
+                name: AUDIT_STREAM.to_owned(),
+                subjects: vec![format!("{AUDIT_SUBJECT_PREFIX}.>")],
+                storage: stream::StorageType::File,
+                retention: stream::RetentionPolicy::Limits,
+                num_replicas: config.replicas,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await;
+        match declared {
+            Ok(stream) => return Ok(stream),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "declaring the {AUDIT_STREAM} stream failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => anyhow::bail!("declaring the {AUDIT_STREAM} stream: {e}"),
+        }
+    }
 }
 
 /// Publishes one audit record (CloudTrail JSON) for `account` and waits until JetStream

@@ -16,13 +16,14 @@
 //!   went (a generation check), so a decision racing a revocation cannot be stored.
 //!
 //! The same announcements clear the key-record cache (`key_cache`), which lives here so
-//! that one subscription and one handle per call serve both.
+//! that one subscription and one handle per call serve both. `changes` follows the
+//! announcements, and makes a call wait until those already sent to this gateway are
+//! applied before it uses either cache.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use kms_proto::v1 as wire;
 use prost::Message;
 
@@ -180,6 +181,12 @@ impl DecisionCache {
         }
     }
 
+    /// Empties both caches (decisions and key records): announcements may have been missed.
+    pub(crate) fn forget_everything(&self) {
+        self.forget_all();
+        self.keys.forget_all();
+    }
+
     /// Applies one change announcement (`kms.v1.changes.<account>.<key id | identity>`).
     /// `alias` (the metadata service's alias changes) decides nothing here.
     pub(crate) fn on_change(&self, subject: &str) {
@@ -190,19 +197,6 @@ impl DecisionCache {
         }
         self.keys.on_change(subject);
     }
-}
-
-/// Subscribes to change announcements and drops cached decisions until `client` closes.
-pub(crate) async fn follow_changes(
-    client: async_nats::Client,
-    cache: std::sync::Arc<DecisionCache>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut changes = client.subscribe("kms.v1.changes.>").await?;
-    Ok(tokio::spawn(async move {
-        while let Some(message) = changes.next().await {
-            cache.on_change(message.subject.as_str());
-        }
-    }))
 }
 
 #[cfg(test)]

@@ -222,6 +222,8 @@ async fn serve_call(
         touched: Mutex::new(Vec::new()),
         source_ip: recorder.source_ip.clone(),
         decisions: &app.decisions,
+        changes: &app.changes,
+        caught_up: tokio::sync::OnceCell::new(),
         principal_tags: &identity.principal_tags,
     };
     if let Err(e) = Region::parse(&recorder.region) {

@@ -10,6 +10,7 @@
 
 mod access;
 mod audit;
+mod changes;
 mod client_ip;
 mod cloudtrail;
 mod http;
@@ -106,6 +107,8 @@ pub(crate) struct App {
     auth: Authenticator,
     default_region: String,
     decisions: Arc<access::DecisionCache>,
+    /// Applies change announcements to `decisions`; calls wait on it before a cache hit.
+    changes: Arc<changes::Changes>,
     trusted_proxies: Vec<client_ip::Cidr>,
     /// STS `AssumeRoleWithWebIdentity`, when configured.
     workload: Option<kms_auth::WorkloadIdentity>,
@@ -155,12 +158,13 @@ pub async fn run(
     )
     .await?;
     let decisions = Arc::new(access::DecisionCache::default());
-    let follower = access::follow_changes(bus.client().clone(), decisions.clone()).await?;
+    let (changes, follower) = changes::follow(bus.client().clone(), decisions.clone()).await?;
     let app = Arc::new(App {
         bus,
         auth,
         default_region: config.default_region,
         decisions,
+        changes,
         trusted_proxies: config.trusted_proxies,
         workload,
     });

@@ -22,6 +22,7 @@ use kms_proto::v1 as wire;
 use serde_json::{json, Value};
 
 use crate::access::{self, Access, DecisionCache};
+use crate::changes::Changes;
 use crate::key_cache;
 use crate::params::Params;
 
@@ -50,6 +51,10 @@ pub(crate) struct Call<'a> {
     pub source_ip: String,
     /// Allowed decisions of earlier calls (see `access`).
     pub decisions: &'a DecisionCache,
+    /// The barrier a cache hit waits on (see `changes`).
+    pub changes: &'a Changes,
+    /// Whether this call waited on it yet, and with what outcome.
+    pub caught_up: tokio::sync::OnceCell<bool>,
     /// The caller's tags, for `aws:PrincipalTag/<key>`.
     pub principal_tags: &'a std::collections::BTreeMap<String, String>,
 }
@@ -77,6 +82,18 @@ impl Call<'_> {
             self.decisions.keys.forget_all();
         }
         result
+    }
+
+    /// A cache hit (`read` finds something), once the announcements this gateway had
+    /// received when the call first looked are applied; `None` sends the call to the
+    /// services. One wait per call: later reads of the same call need none.
+    async fn cached<T>(&self, read: impl Fn() -> Option<T>) -> Option<T> {
+        read()?;
+        if *self.caught_up.get_or_init(|| self.changes.caught_up()).await {
+            read()
+        } else {
+            None
+        }
     }
 
     fn touch(&self, arn: &str) {
@@ -108,7 +125,7 @@ impl Call<'_> {
             cross_account,
             from_ciphertext,
         };
-        if let Some(key) = self.decisions.keys.get(&cached) {
+        if let Some(key) = self.cached(|| self.decisions.keys.get(&cached)).await {
             self.touch(&key.arn);
             return Ok(key);
         }
@@ -221,7 +238,7 @@ impl Call<'_> {
         };
         let cache_key = request.key_id.clone();
         let fingerprint = access::fingerprint(&request);
-        if let Some(grant_id) = self.decisions.get(&cache_key, &fingerprint) {
+        if let Some(grant_id) = self.cached(|| self.decisions.get(&cache_key, &fingerprint)).await {
             return Ok(grant_id);
         }
         let generation = self.decisions.generation();

@@ -52,6 +52,7 @@ fn publish_subjects() -> Vec<String> {
             "$JS.API.CONSUMER.MSG.NEXT.KMS_AUDIT.kms-audit",
             "$JS.ACK.KMS_AUDIT.kms-audit.1.1.1.1700000000000000000.0",
             "_INBOX.kms-gateway.stolen",
+            "_INBOX.kms-gateway.stolen.sync",
             "_INBOX.kms-metadata.stolen",
         ]
         .map(str::to_owned),

@@ -469,8 +469,13 @@ async fn consume_pass(
 ) -> anyhow::Result<Pass> {
     use futures::FutureExt;
     let Durable { consumer, mut next_delivery } = durable;
-    let mut messages =
-        consumer.messages().await.map_err(|e| anyhow::anyhow!("reading the audit stream: {e}"))?;
+    let mut messages = match consumer.messages().await {
+        Ok(messages) => messages,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the audit stream failed; retrying");
+            return Ok(Pass::Interrupted);
+        }
+    };
     loop {
         let first = tokio::select! {
             _ = stop.changed() => return Ok(Pass::Stopped),

@@ -1,8 +1,10 @@
 //! The audit service against a real `nats-server`: records published on the stream are
 //! queried, counted and tailed through the gRPC API with a real tonic client, account
 //! auditors see only their account, digests are forced over the bus and verify, a record
-//! altered in the sled store is named by the verifier, and a store rebuilt from the
-//! stream has the identical hash chain.
+//! altered in the sled store is named by the verifier, a store rebuilt from the
+//! stream has the identical hash chain, and messages are acknowledged once per group
+//! (cumulatively) yet never past one that is not stored: an explicit-ack consumer is
+//! replaced, deliveries a previous run or another client took are stored.
 
 #![allow(
     clippy::unwrap_used,

@@ -1,8 +1,8 @@
 //! The audit service: consumes the `KMS_AUDIT` JetStream stream with a durable consumer
 //! into the append-only, hash-chained store of `kms-audit-log` in groups (one flush for
-//! the messages already delivered), acknowledging each message only after it is stored
-//! and flushed, and answers CloudTrail `LookupEvents`
-//! queries on `kms.v1.audit.LookupEvents`. The stream is the source of truth: a lost store
+//! the messages already delivered), acknowledging messages only after they are stored
+//! and flushed (one cumulative ack per group, see `consume`), and answers CloudTrail
+//! `LookupEvents` queries on `kms.v1.audit.LookupEvents`. The stream is the source of truth: a lost store
 //! is rebuilt by replaying it.
 //!
 //! It also signs digests of what it stored (periodically, on `kms.v1.audit.WriteDigests`
@@ -188,7 +188,7 @@ pub async fn run_with(
     let stream =
         kms_bus::ensure_audit_stream(&js, &AuditStreamConfig { replicas: config.stream_replicas })
             .await?;
-    let consumer = durable_consumer(&stream, store.last_stream_seq()).await?;
+    let durable = durable_consumer(&stream, store.last_stream_seq()).await?;
     let (applied_tx, applied) = watch::channel(store.last_stream_seq());
     let (stored_tx, stored) = watch::channel(store.len());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -207,8 +207,14 @@ pub async fn run_with(
             public_keys(&s).await
         });
 
-    let consuming =
-        tokio::spawn(consume(consumer, store.clone(), applied_tx, stored_tx, stop_rx.clone()));
+    let consuming = tokio::spawn(consume(
+        stream.clone(),
+        durable,
+        store.clone(),
+        applied_tx,
+        stored_tx,
+        stop_rx.clone(),
+    ));
     let digesting =
         tokio::spawn(digest_timer(state.clone(), config.digest_interval_secs, stop_rx.clone()));
     let grpc = match grpc_listener {
@@ -303,46 +309,82 @@ async fn public_keys(state: &State) -> KmsResult<wire::GetDigestPublicKeysRespon
 fn consumer_config(deliver_policy: consumer::DeliverPolicy) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(CONSUMER.to_owned()),
-        ack_policy: consumer::AckPolicy::Explicit,
+        // Cumulative: one ack per group (see `consume` for what that demands).
+        ack_policy: consumer::AckPolicy::All,
         ack_wait: Duration::from_secs(30),
         deliver_policy,
         ..Default::default()
     }
 }
 
-/// The durable consumer that feeds the store. If the store is behind what the consumer
-/// has already acknowledged (it was lost, or restored from an older copy), the consumer is
-/// recreated to deliver again from the first record the store lacks: the stream is the
-/// source of truth and the store is rebuilt by replay, with the same hash chain.
+/// The durable consumer `consume` reads, and the consumer (delivery) sequence its next
+/// delivery will carry.
+struct Durable {
+    consumer: consumer::PullConsumer,
+    next_delivery: u64,
+}
+
+/// The durable consumer that feeds the store, in a state `consume` may acknowledge
+/// cumulatively from: acknowledging cumulatively (`AckPolicy::All`), with nothing
+/// delivered and unacknowledged, and an ack floor the store has reached.
+///
+/// An existing consumer that is not in that state is deleted and created again to
+/// deliver from the first stream sequence past both its ack floor and the store's last
+/// applied one (the lower of the two; what lies between is delivered again and found
+/// already applied, the store being idempotent per stream sequence):
+/// - it acknowledges explicitly (created before `AckPolicy::All`; JetStream cannot change
+///   a consumer's ack policy);
+/// - it has deliveries nobody acknowledged (a previous run's or pass's prefetched
+///   messages, or a failed group): under `AckPolicy::All` the next ack would cover them
+///   though they may never have been stored;
+/// - the store is behind what it acknowledged (the store was lost, or restored from an
+///   older copy): the stream is the source of truth and the store is rebuilt by replay,
+///   with the same hash chain.
 async fn durable_consumer(
     stream: &jetstream::stream::Stream,
     applied: u64,
-) -> anyhow::Result<consumer::PullConsumer> {
+) -> anyhow::Result<Durable> {
+    let mut start_after = applied;
     let existing: Result<consumer::PullConsumer, _> = stream.get_consumer(CONSUMER).await;
     if let Ok(current) = existing {
-        let acked = current
+        let info = current
             .get_info()
             .await
-            .map(|info| info.ack_floor.stream_sequence)
             .map_err(|e| anyhow::anyhow!("reading the audit consumer: {e}"))?;
-        if acked <= applied {
-            return Ok(current);
+        let acked = info.ack_floor.stream_sequence;
+        let cumulative = info.config.ack_policy == consumer::AckPolicy::All;
+        if cumulative && acked <= applied && info.num_ack_pending == 0 {
+            let next_delivery = info.delivered.consumer_sequence + 1;
+            return Ok(Durable { consumer: current, next_delivery });
         }
-        tracing::warn!(applied, acked, "audit store is behind the stream; replaying");
+        if acked > applied {
+            tracing::warn!(applied, acked, "audit store is behind the stream; replaying");
+        } else if !cumulative {
+            tracing::info!(acked, applied, "recreating the audit consumer with cumulative acks");
+        } else {
+            tracing::info!(
+                acked,
+                unacknowledged = info.num_ack_pending,
+                "audit consumer has unacknowledged deliveries; recreating it from its ack floor"
+            );
+        }
+        start_after = acked.min(applied);
         stream
             .delete_consumer(CONSUMER)
             .await
             .map_err(|e| anyhow::anyhow!("resetting the audit consumer: {e}"))?;
     }
-    let policy = if applied == 0 {
+    let policy = if start_after == 0 {
         consumer::DeliverPolicy::All
     } else {
-        consumer::DeliverPolicy::ByStartSequence { start_sequence: applied + 1 }
+        consumer::DeliverPolicy::ByStartSequence { start_sequence: start_after + 1 }
     };
-    stream
+    let consumer: consumer::PullConsumer = stream
         .create_consumer(consumer_config(policy))
         .await
-        .map_err(|e| anyhow::anyhow!("creating the audit consumer: {e}"))
+        .map_err(|e| anyhow::anyhow!("creating the audit consumer: {e}"))?;
+    let next_delivery = consumer.cached_info().delivered.consumer_sequence + 1;
+    Ok(Durable { consumer, next_delivery })
 }
 
 /// Most messages one group commit takes (see `consume`).
@@ -353,30 +395,97 @@ const GROUP_MAX: usize = 256;
 /// fixed costs (transaction, flush) are shared, and events of one second share index
 /// entries (see kms-audit-log's `index`).
 const GROUP_LINGER: Duration = Duration::from_millis(10);
+/// Pause before a pass that follows a failed one.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Applies stream messages in order; acks only what is durably stored. Messages delivered
 /// within `GROUP_LINGER` of one are committed with it as a group (one flush for all), so
 /// under load the store's fsyncs do not limit how many events it takes per second.
+///
+/// Invariant: no message is acknowledged before its event is durably in the store
+/// (flushed) or permanently rejected. The consumer acknowledges cumulatively
+/// (`AckPolicy::All`, one ack publish per group): JetStream takes an ack of a message as
+/// the ack of every message of a lower stream sequence it delivered and has not seen
+/// acknowledged, whatever its state (a Nak'd message too, and a Term is such an ack as
+/// well). So:
+/// - A group is acknowledged with ONE ack of the last message of its settled prefix: the
+///   messages before its first transient failure. Each is stored (appended now, or
+///   found already applied) or permanently rejected (the event can never be stored:
+///   logged, and settled by that cumulative ack rather than a Term, which would be one
+///   more ack publish with the same effect).
+/// - That ack is sent only while this pass has seen every delivery of the consumer, in
+///   order: consecutive consumer (delivery) sequences from a state with nothing
+///   unacknowledged (`durable_consumer`). A delivery lost on the way (a reconnect) could
+///   otherwise be covered by the ack without ever being stored.
+/// - Anything else ends the pass: a transient failure at index `t` (messages from `t`
+///   on, and everything prefetched after them, are acknowledged by nothing, not even
+///   Nak'd: a later cumulative ack would cover a Nak'd message before its redelivery),
+///   a commit that failed as a whole (nothing of the group is acknowledged), or a gap
+///   in the delivery sequences. The pull is dropped and, after `RETRY_PAUSE`, the
+///   consumer is created again from its ack floor (its deliveries are now
+///   unacknowledged), so the unsettled messages come again, in order, before anything
+///   newer is acknowledged; what was stored meanwhile is found already applied.
 async fn consume(
-    consumer: consumer::PullConsumer,
+    stream: jetstream::stream::Stream,
+    mut durable: Durable,
     store: Arc<AuditStore>,
     applied: watch::Sender<u64>,
     stored: watch::Sender<u64>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    loop {
+        if consume_pass(durable, &store, &applied, &stored, &mut stop).await? == Pass::Stopped {
+            return Ok(());
+        }
+        durable = loop {
+            tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                () = tokio::time::sleep(RETRY_PAUSE) => {}
+            }
+            match durable_consumer(&stream, store.last_stream_seq()).await {
+                Ok(durable) => break durable,
+                Err(e) => tracing::warn!(error = %e, "audit consumer not recreated; retrying"),
+            }
+        };
+    }
+}
+
+/// How a pass of `consume` ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Pass {
+    /// The service stops (or the message stream ended).
+    Stopped,
+    /// Something was left unsettled: start again from the consumer's ack floor.
+    Interrupted,
+}
+
+/// One pass of `consume` over one pull of `durable`.
+async fn consume_pass(
+    durable: Durable,
+    store: &Arc<AuditStore>,
+    applied: &watch::Sender<u64>,
+    stored: &watch::Sender<u64>,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Pass> {
     use futures::FutureExt;
-    let mut messages =
-        consumer.messages().await.map_err(|e| anyhow::anyhow!("reading the audit stream: {e}"))?;
+    let Durable { consumer, mut next_delivery } = durable;
+    let mut messages = match consumer.messages().await {
+        Ok(messages) => messages,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the audit stream failed; retrying");
+            return Ok(Pass::Interrupted);
+        }
+    };
     loop {
         let first = tokio::select! {
-            _ = stop.changed() => return Ok(()),
+            _ = stop.changed() => return Ok(Pass::Stopped),
             next = messages.next() => match next {
                 Some(Ok(m)) => m,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "audit stream read failed; continuing");
                     continue;
                 }
-                None => return Ok(()),
+                None => return Ok(Pass::Stopped),
             },
         };
         let mut group = vec![first];
@@ -398,16 +507,35 @@ async fn consume(
                 None => break,
             }
         }
+        let mut interrupted = false;
         let mut events = Vec::with_capacity(group.len());
         let mut delivered = Vec::with_capacity(group.len());
         for message in group {
-            match message.info().map(|i| i.stream_sequence) {
-                Ok(seq) => {
-                    events.push((seq, message.payload.clone()));
-                    delivered.push(message);
+            let (seq, delivery) = match message.info() {
+                Ok(info) => (info.stream_sequence, info.consumer_sequence),
+                Err(_) => {
+                    tracing::warn!("audit message without stream info");
+                    continue;
                 }
-                Err(_) => tracing::warn!("audit message without stream info"),
+            };
+            if delivery != next_delivery {
+                tracing::warn!(
+                    expected = next_delivery,
+                    got = delivery,
+                    "audit deliveries out of sequence (lost in a reconnect?); restarting from the ack floor"
+                );
+                interrupted = true;
+                break;
             }
+            next_delivery += 1;
+            events.push((seq, message.payload.clone()));
+            delivered.push(message);
+        }
+        if events.is_empty() {
+            if interrupted {
+                return Ok(Pass::Interrupted);
+            }
+            continue;
         }
         let target = store.clone();
         let outcomes = tokio::task::spawn_blocking(move || {
@@ -421,33 +549,43 @@ async fn consume(
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::warn!(error = %e, "audit flush failed; the group will be redelivered");
-                for message in &delivered {
-                    let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
-                }
-                continue;
+                return Ok(Pass::Interrupted);
             }
         };
         let _ = applied.send(store.last_stream_seq());
         let len = store.len();
         stored.send_if_modified(|n| std::mem::replace(n, len) != len);
-        for (message, outcome) in delivered.iter().zip(outcomes) {
-            let seq = message.info().map(|i| i.stream_sequence).unwrap_or_default();
-            let ack = match outcome {
-                Ok(()) => AckKind::Ack,
-                Err(e) if e.is_permanent() => {
-                    tracing::error!(stream_seq = seq, error = %e, "audit event cannot be stored; terminating it");
-                    AckKind::Term
-                }
-                Err(e) => {
-                    tracing::warn!(stream_seq = seq, error = %e, "audit append failed; will retry");
-                    AckKind::Nak(Some(Duration::from_secs(1)))
-                }
-            };
-            if let Err(e) = message.ack_with(ack).await {
-                tracing::warn!(stream_seq = seq, error = %e, "audit ack failed; the message will be redelivered");
+        let settled = settled_prefix(&outcomes);
+        for (message, outcome) in delivered.iter().zip(&outcomes).take(settled) {
+            if let Err(e) = outcome {
+                let seq = message.info().map(|i| i.stream_sequence).unwrap_or_default();
+                tracing::error!(stream_seq = seq, error = %e, "audit event cannot be stored; dropping it");
             }
         }
+        if let Some(Err(e)) = outcomes.get(settled) {
+            let seq = delivered[settled].info().map(|i| i.stream_sequence).unwrap_or_default();
+            tracing::warn!(stream_seq = seq, error = %e, "audit append failed; will retry");
+            interrupted = true;
+        }
+        if let Some(last) = settled.checked_sub(1).map(|i| &delivered[i]) {
+            if let Err(e) = last.ack_with(AckKind::Ack).await {
+                let seq = last.info().map(|i| i.stream_sequence).unwrap_or_default();
+                tracing::warn!(stream_seq = seq, error = %e, "audit ack failed; a later ack or a redelivery covers it");
+            }
+        }
+        if interrupted {
+            return Ok(Pass::Interrupted);
+        }
     }
+}
+
+/// How many outcomes of a group, from its start, are settled: stored, or failed for good
+/// (`is_permanent`). The first transient failure and everything after it are not.
+fn settled_prefix(outcomes: &[Result<(), kms_audit_log::StoreError>]) -> usize {
+    outcomes
+        .iter()
+        .position(|o| o.as_ref().is_err_and(|e| !e.is_permanent()))
+        .unwrap_or(outcomes.len())
 }
 
 /// Waits until every event the stream has acknowledged so far is in the store, so a
@@ -502,5 +640,27 @@ async fn lookup(
             tracing::error!(error = %e, "audit lookup failed");
             Err(KmsError::internal())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kms_audit_log::StoreError;
+
+    fn transient() -> Result<(), StoreError> {
+        Err(StoreError::CorruptMeta("test"))
+    }
+
+    fn permanent() -> Result<(), StoreError> {
+        Err(StoreError::InvalidEvent(kms_audit_log::InvalidEvent::NotJsonObject))
+    }
+
+    #[test]
+    fn the_settled_prefix_ends_at_the_first_transient_failure() {
+        assert_eq!(settled_prefix(&[]), 0);
+        assert_eq!(settled_prefix(&[Ok(()), permanent(), Ok(())]), 3);
+        assert_eq!(settled_prefix(&[Ok(()), permanent(), transient(), Ok(()), permanent()]), 2);
+        assert_eq!(settled_prefix(&[transient(), Ok(())]), 0);
     }
 }

@@ -1,8 +1,10 @@
 //! The audit service against a real `nats-server`: records published on the stream are
 //! queried, counted and tailed through the gRPC API with a real tonic client, account
 //! auditors see only their account, digests are forced over the bus and verify, a record
-//! altered in the sled store is named by the verifier, and a store rebuilt from the
-//! stream has the identical hash chain.
+//! altered in the sled store is named by the verifier, a store rebuilt from the
+//! stream has the identical hash chain, and messages are acknowledged once per group
+//! (cumulatively) yet never past one that is not stored: an explicit-ack consumer is
+//! replaced, deliveries a previous run or another client took are stored.
 
 #![allow(
     clippy::unwrap_used,
@@ -487,4 +489,225 @@ async fn a_store_rebuilt_from_the_stream_has_the_identical_chain() {
     assert_eq!(a.verify_chain().unwrap(), b.verify_chain().unwrap());
     assert_eq!(a.records_after(0, usize::MAX).unwrap(), b.records_after(0, usize::MAX).unwrap());
     assert_eq!(a.last_stream_seq(), b.last_stream_seq());
+}
+
+/// The audit service's durable consumer.
+const CONSUMER: &str = "kms-audit";
+
+async fn audit_stream(bus: &Bus) -> async_nats::jetstream::stream::Stream {
+    bus.jetstream().get_stream(kms_bus::AUDIT_STREAM).await.unwrap()
+}
+
+/// Waits until the audit consumer has acknowledged everything up to stream sequence
+/// `last` and has nothing unacknowledged; returns its info.
+async fn wait_acked(bus: &Bus, last: u64) -> async_nats::jetstream::consumer::Info {
+    let stream = audit_stream(bus).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(info) = stream.consumer_info(CONSUMER).await {
+            if info.ack_floor.stream_sequence >= last && info.num_ack_pending == 0 {
+                return info;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not all acknowledged: {info:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The event ids of the store's records, in store order; checks the chain first.
+fn stored_event_ids(data: &Path) -> Vec<String> {
+    let store = AuditStore::open(data).unwrap();
+    let records = store.records_after(0, usize::MAX).unwrap();
+    assert_eq!(store.verify_chain().unwrap(), records.len() as u64, "chain intact");
+    records
+        .iter()
+        .map(|r| {
+            let event: serde_json::Value = serde_json::from_slice(&r.event).unwrap();
+            event["eventID"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// `count` deliveries of the `kms-audit` consumer taken by someone else than the service.
+async fn take_deliveries(
+    consumer: &async_nats::jetstream::consumer::PullConsumer,
+    count: usize,
+) -> Vec<async_nats::jetstream::Message> {
+    use futures::StreamExt;
+    let mut batch = consumer
+        .batch()
+        .max_messages(count)
+        .expires(Duration::from_secs(10))
+        .messages()
+        .await
+        .unwrap();
+    let mut taken = Vec::new();
+    while taken.len() < count {
+        taken.push(batch.next().await.unwrap().unwrap());
+    }
+    taken
+}
+
+#[tokio::test]
+async fn groups_are_acknowledged_with_one_cumulative_ack_each() {
+    use futures::StreamExt;
+    const N: u32 = 100;
+    let nats = kms_testkit::NatsServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = credentials(dir.path());
+    let data = dir.path().join("audit");
+    let bus = Bus::connect(&nats.url(), Duration::from_secs(5)).await.unwrap();
+    publish(&bus, 0..N).await;
+    // Every ack the service publishes for its consumer, seen by a plain subscriber.
+    let mut acks = bus
+        .client()
+        .subscribe(format!("$JS.ACK.{}.{CONSUMER}.>", kms_bus::AUDIT_STREAM))
+        .await
+        .unwrap();
+    bus.client().flush().await.unwrap();
+
+    let audit = Audit::start(&nats.url(), &data, &creds).await;
+    let info = wait_acked(&bus, u64::from(N)).await;
+    assert_eq!(info.config.ack_policy, async_nats::jetstream::consumer::AckPolicy::All);
+    assert_eq!(info.ack_floor.stream_sequence, u64::from(N));
+    assert_eq!(info.num_ack_pending, 0);
+    audit.stop().await;
+
+    let mut seen = Vec::new();
+    while let Ok(Some(ack)) = tokio::time::timeout(Duration::from_millis(500), acks.next()).await {
+        // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+        let stream_seq: u64 = ack.subject.split('.').nth(5).unwrap().parse().unwrap();
+        seen.push((stream_seq, ack.payload.to_vec()));
+    }
+    assert!(seen.iter().all(|(_, payload)| payload == b"+ACK"), "only acks: {seen:?}");
+    assert!(
+        !seen.is_empty() && seen.len() < N as usize,
+        "one ack per group, not per message: {} acks for {N} messages",
+        seen.len()
+    );
+    assert_eq!(seen.iter().map(|(seq, _)| *seq).max(), Some(u64::from(N)));
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "acks in stream order: {seen:?}");
+    let ids: Vec<String> = (0..N).map(|i| event(i).event_id).collect();
+    assert_eq!(stored_event_ids(&data), ids, "every event once, in stream order");
+}
+
+#[tokio::test]
+async fn an_explicit_ack_consumer_is_replaced_without_losing_or_repeating_an_event() {
+    use async_nats::jetstream::consumer::{self, AckPolicy};
+    let nats = kms_testkit::NatsServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = credentials(dir.path());
+    let data = dir.path().join("audit");
+    let bus = Bus::connect(&nats.url(), Duration::from_secs(5)).await.unwrap();
+    publish(&bus, 0..10).await;
+
+    // A previous version's consumer (explicit acks) and store: stream sequences 1-4 and 6
+    // stored and acked, 5 not stored (a transient failure), 7 delivered and not stored.
+    let old: consumer::PullConsumer = audit_stream(&bus)
+        .await
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(CONSUMER.to_owned()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    {
+        let store = AuditStore::open(&data).unwrap();
+        for message in take_deliveries(&old, 7).await {
+            let seq = message.info().unwrap().stream_sequence;
+            if seq != 5 && seq != 7 {
+                store.append(seq, &message.payload).unwrap();
+                message.double_ack().await.unwrap();
+            }
+        }
+        assert_eq!(store.last_stream_seq(), 6);
+    }
+    let before = audit_stream(&bus).await.consumer_info(CONSUMER).await.unwrap();
+    assert_eq!((before.ack_floor.stream_sequence, before.num_ack_pending), (4, 2));
+
+    let audit = Audit::start(&nats.url(), &data, &creds).await;
+    let info = wait_acked(&bus, 10).await;
+    assert_eq!(info.config.ack_policy, AckPolicy::All);
+    audit.stop().await;
+
+    // Store order: 1-4 and 6 as stored before, then 5 and 7-10 as delivered again.
+    let ids: Vec<String> = [0, 1, 2, 3, 5, 4, 6, 7, 8, 9].map(|i| event(i).event_id).into();
+    assert_eq!(stored_event_ids(&data), ids, "every event exactly once");
+    assert_eq!(AuditStore::open(&data).unwrap().last_stream_seq(), 10);
+}
+
+#[tokio::test]
+async fn deliveries_a_previous_run_left_unacknowledged_are_stored_before_anything_is_acked() {
+    use async_nats::jetstream::consumer;
+    let nats = kms_testkit::NatsServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = credentials(dir.path());
+    let data = dir.path().join("audit");
+    let bus = Bus::connect(&nats.url(), Duration::from_secs(5)).await.unwrap();
+    publish(&bus, 0..10).await;
+
+    // A previous run of the service (same consumer settings) had 1-5 prefetched, unstored,
+    // when it stopped. Nothing redelivers them before the ack wait (30 s) runs out, and an
+    // ack of 6 or later would cover them.
+    let previous: consumer::PullConsumer = audit_stream(&bus)
+        .await
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(CONSUMER.to_owned()),
+            ack_policy: consumer::AckPolicy::All,
+            ack_wait: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    drop(take_deliveries(&previous, 5).await);
+
+    let audit = Audit::start(&nats.url(), &data, &creds).await;
+    wait_acked(&bus, 10).await;
+    audit.stop().await;
+    let ids: Vec<String> = (0..10).map(|i| event(i).event_id).collect();
+    assert_eq!(stored_event_ids(&data), ids);
+}
+
+#[tokio::test]
+async fn a_delivery_the_service_never_saw_is_not_covered_by_its_acks() {
+    use async_nats::jetstream::consumer;
+    let nats = kms_testkit::NatsServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = credentials(dir.path());
+    let data = dir.path().join("audit");
+    let bus = Bus::connect(&nats.url(), Duration::from_secs(5)).await.unwrap();
+    publish(&bus, 0..3).await;
+    let audit = Audit::start(&nats.url(), &data, &creds).await;
+    wait_acked(&bus, 3).await;
+
+    // Another client pulls from the service's consumer: what it gets is a delivery lost
+    // to the service, as in a reconnect. JetStream serves waiting pulls in turn, so
+    // publish until one lands there.
+    let thief: consumer::PullConsumer =
+        audit_stream(&bus).await.get_consumer(CONSUMER).await.unwrap();
+    let stolen = tokio::spawn(async move { take_deliveries(&thief, 1).await });
+    let mut published = 3;
+    while !stolen.is_finished() {
+        assert!(published < 200, "no delivery reached the other client");
+        publish(&bus, published..published + 1).await;
+        published += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stolen = stolen.await.unwrap().remove(0);
+    let stolen_seq = stolen.info().unwrap().stream_sequence;
+    drop(stolen);
+    publish(&bus, published..published + 5).await;
+    published += 5;
+    wait_acked(&bus, u64::from(published)).await;
+    audit.stop().await;
+
+    let ids = stored_event_ids(&data);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "no event twice");
+    let expected: Vec<String> = (0..published).map(|i| event(i).event_id).collect();
+    assert_eq!(sorted, expected, "stream sequence {stolen_seq} was stored too");
 }

@@ -121,8 +121,9 @@ struct ScaleArgs {
     /// hot set).
     #[arg(long, default_value_t = 32)]
     create_concurrency: usize,
-    /// Keys of the hot set measured at every size: the first this many stored, each called
-    /// once per operation before its measurement so that the gateway's caches are warm.
+    /// Keys of the hot set measured at every size: the first this many stored (at most the
+    /// smallest size), each called once per operation before its measurement so that the
+    /// gateway's caches are warm; 0: no hot-set rows.
     #[arg(long, default_value_t = 1000)]
     hot_keys: usize,
     #[arg(long)]
@@ -462,7 +463,8 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
     // comparison under the table.
     type Encrypt = (f64, f64);
     let mut encrypt_rows: Vec<(usize, Encrypt, Encrypt)> = Vec::new();
-    let mut hot_used = 0;
+    // The same hot set at every size: no more keys than the smallest size stores.
+    let hot_set = args.hot_keys.min(args.sizes.iter().copied().min().unwrap_or(0));
     for size in &args.sizes {
         let missing = size.saturating_sub(keys.len());
         let started = std::time::Instant::now();
@@ -488,8 +490,7 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
             keys.len()
         );
         creation.push_str(&format!("| {} | {missing} | {seconds:.1} | {rate:.0} |\n", keys.len()));
-        let hot = args.hot_keys.min(keys.len());
-        hot_used = hot;
+        let hot = hot_set.min(keys.len());
         let mut encrypt = [(f64::NAN, f64::NAN); 2];
         // 1. Uniform over every stored key, as soon as they are stored (with many keys,
         //    most requests are their key's first use); 2. the hot set, warmed first.
@@ -545,35 +546,49 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
         }
         encrypt_rows.push((keys.len(), encrypt[0], encrypt[1]));
     }
+    let hot_text = if hot_set == 0 {
+        "There are no hot-set rows (--hot-keys 0).".to_owned()
+    } else {
+        format!(
+            "The hot-set rows use the same {hot_set} keys (the first stored) at every size, \
+             each called once per operation just before (not measured): with warm caches \
+             they isolate what storing more keys costs on the hot path."
+        )
+    };
     report.push_str(&format!(
         "\n*First use*: the share of requests that were the first call of that operation on \
          their key in this run of kms-bench; such calls miss the gateway's per-key cache of \
          allow decisions (and of key records, unless another call fetched the key) and pay an \
          Authorize (and a ResolveKey) round trip over the bus. The caches keep entries 5 \
-         minutes, so keys used longer ago miss too: the column is a lower bound. The hot-set rows use the same {hot_used} keys (the first stored) at every \
-         size, each called once per operation just before (not measured): with warm caches \
-         they isolate what storing more keys costs on the hot path. The uniform rows spread \
-         requests over every stored key: with many keys they are dominated by first use \
-         (cache misses, whose round trips also read the larger store), a real cost that a user \
-         calling that many keys uniformly would see. The target (Encrypt latency with the most keys within \
-         10% of that with the fewest) is read from both pairs of Encrypt rows; both are \
-         shown, neither is preferred.\n"
+         minutes, so keys used longer ago miss too: the column is a lower bound. {hot_text} \
+         The uniform rows spread requests over every stored key: with many keys they are \
+         dominated by first use (cache misses, whose round trips also read the larger store), \
+         a real cost that a user calling that many keys uniformly would see. The target \
+         (Encrypt latency with the most keys within 10% of that with the fewest) is read from \
+         both pairs of Encrypt rows; both are shown, neither is preferred.\n"
     ));
     if let (Some(&(lo_n, lo_u, lo_h)), Some(&(hi_n, hi_u, hi_h))) =
         (encrypt_rows.first(), encrypt_rows.last())
     {
         if hi_n != lo_n {
+            let hot = if hot_set == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; hot set {} → {} ms ({})",
+                    fmt_ms(lo_h.0),
+                    fmt_ms(hi_h.0),
+                    fmt_change(lo_h.0, hi_h.0)
+                )
+            };
             report.push_str(&format!(
                 "\nEncrypt p50, {hi_n} vs {lo_n} keys stored: uniform over all keys {} → {} ms \
-                 ({}; first use {:.0}% → {:.0}% of requests); hot set {} → {} ms ({}).\n",
+                 ({}; first use {:.0}% → {:.0}% of requests){hot}.\n",
                 fmt_ms(lo_u.0),
                 fmt_ms(hi_u.0),
                 fmt_change(lo_u.0, hi_u.0),
                 lo_u.1,
                 hi_u.1,
-                fmt_ms(lo_h.0),
-                fmt_ms(hi_h.0),
-                fmt_change(lo_h.0, hi_h.0)
             ));
         }
     }

@@ -7,7 +7,9 @@
 #      closed loop and open loop, and reports rates, latency percentiles, errors, CPU
 #      seconds per 1,000 requests and RSS of the processes under test, and the ratio;
 #   2. scale: Encrypt and DescribeKey latency with $SCALE_SIZES keys stored (fresh system),
-#      and how long creating the keys took (keys/s);
+#      uniform over every stored key (with many keys, mostly first use: gateway cache
+#      misses) and over a hot set of the first $SCALE_HOT_KEYS keys, warmed first (the same
+#      keys at every size), and how long creating the keys took (keys/s);
 #   3. audit-scale: LookupEvents over $AUDIT_EVENTS events in an audit store.
 # Keys are created $CREATE_CONCURRENCY at a time (the sled deadlock that once forced one at
 # a time is fixed). Measured on two shared cores: symmetric CreateKey ~500/s on a fresh
@@ -29,6 +31,8 @@ PEER_SPREAD=${PEER_SPREAD:-200}
 WORKLOADS=${WORKLOADS:-encrypt,decrypt,gdk,policy-grant,sign,mixed}
 SCALE_SIZES=${SCALE_SIZES:-1000,100000}
 SCALE_RATE=${SCALE_RATE:-500}
+# Keys of the scale run's hot set (the first stored; measured with warm gateway caches).
+SCALE_HOT_KEYS=${SCALE_HOT_KEYS:-1000}
 # The issue's figure; events at AUDIT_RATE per second of event time (see kms-bench
 # audit-scale: 2,000/s groups as the audit service does under load; 0.4/s is 30 days).
 AUDIT_EVENTS=${AUDIT_EVENTS:-1000000}
@@ -106,7 +110,7 @@ stop_system() {
   echo
   echo "## $(date -u +%Y-%m-%dT%H:%M:%SZ) — $(nproc) cores $(uname -m), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "Command: \`make bench\` (DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY OPEN_RATES=$OPEN_RATES SPREAD=$SPREAD PEER_SPREAD=$PEER_SPREAD SCALE_SIZES=$SCALE_SIZES CREATE_CONCURRENCY=$CREATE_CONCURRENCY AUDIT_EVENTS=$AUDIT_EVENTS AUDIT_RATE=$AUDIT_RATE PROFILE=$PROFILE); git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "Command: \`make bench\` (DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY OPEN_RATES=$OPEN_RATES SPREAD=$SPREAD PEER_SPREAD=$PEER_SPREAD SCALE_SIZES=$SCALE_SIZES SCALE_HOT_KEYS=$SCALE_HOT_KEYS CREATE_CONCURRENCY=$CREATE_CONCURRENCY AUDIT_EVENTS=$AUDIT_EVENTS AUDIT_RATE=$AUDIT_RATE PROFILE=$PROFILE); git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 } >>"$REPORT"
 
 start_system "$work/load"
@@ -138,7 +142,7 @@ if [ -z "${SKIP_SCALE:-}" ]; then
   start_system "$work/scale"
   "$BIN/kms-bench" scale --endpoint "$ENDPOINT" --credentials-file "$CREDENTIALS" --pids "$SUT_PIDS" \
     --label "kms (kms-server + nats-server)" --sizes "$SCALE_SIZES" --rate "$SCALE_RATE" --duration "$DURATION" \
-    --create-concurrency "$CREATE_CONCURRENCY" --out "$REPORT"
+    --hot-keys "$SCALE_HOT_KEYS" --create-concurrency "$CREATE_CONCURRENCY" --out "$REPORT"
   stop_system
 fi
 

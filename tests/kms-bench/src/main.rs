@@ -5,7 +5,9 @@
 //!   run, closed loop (fixed concurrency) and open loop (fixed offered rate), and reports
 //!   requests/s, latency p50/p99/p99.9, errors, CPU seconds of the processes under test
 //!   per 1,000 requests, their memory, and the ratio of the two;
-//! - `scale`: Encrypt and DescribeKey latency as the number of stored keys grows;
+//! - `scale`: Encrypt and DescribeKey latency as the number of stored keys grows, uniform
+//!   over every stored key (with many keys, mostly each key's first use: gateway cache
+//!   misses) and over a hot set of the same keys at every size with warm caches;
 //! - `audit-scale`: LookupEvents latency over a store of many events, bulk-loaded and
 //!   queried through `kms-audit-log`'s store API as the audit service does.
 //!
@@ -115,9 +117,15 @@ struct ScaleArgs {
     rate: u64,
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
-    /// CreateKey calls in flight while storing the keys.
+    /// CreateKey calls in flight while storing the keys (and calls in flight warming the
+    /// hot set).
     #[arg(long, default_value_t = 32)]
     create_concurrency: usize,
+    /// Keys of the hot set measured at every size: the first this many stored (at most the
+    /// smallest size), each called once per operation before its measurement so that the
+    /// gateway's caches are warm; 0: no hot-set rows.
+    #[arg(long, default_value_t = 1000)]
+    hot_keys: usize,
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -379,18 +387,84 @@ fn emit(report: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
 /// Builds a request body for a key id.
 type BodyOf = fn(&str) -> serde_json::Value;
 
+/// The operations `scale` measures: name, target, body.
+const SCALE_OPS: [(&str, &str, BodyOf); 2] = [
+    (
+        "Encrypt",
+        "TrentService.Encrypt",
+        |k| json!({"KeyId": k, "Plaintext": "aGVsbG8gd29ybGQ=", "EncryptionContext": {"app": "bench"}}),
+    ),
+    ("DescribeKey", "TrentService.DescribeKey", |k| json!({"KeyId": k})),
+];
+
+/// One open-loop run of `scale` over `keys`, uniformly; `used` says which of them this
+/// operation has already been called on (updated). The outcome, requests sent and how
+/// many of those were the operation's first call on their key.
+async fn scale_run(
+    endpoint: &Endpoint,
+    args: &ScaleArgs,
+    keys: &[String],
+    used: &mut [bool],
+    target: &'static str,
+    body: BodyOf,
+) -> (Outcome, u64, u64) {
+    use rand::Rng;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let requests: Arc<Vec<load::Prepared>> =
+        Arc::new(keys.iter().map(|k| load::Prepared::new(target, &body(k))).collect());
+    let seen: Arc<Vec<AtomicBool>> = Arc::new(used.iter().map(|&u| AtomicBool::new(u)).collect());
+    let sent = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(AtomicU64::new(0));
+    let pick: load::Picker = {
+        let (seen, sent, first) = (seen.clone(), sent.clone(), first.clone());
+        Arc::new(move |rng| {
+            let i = rng.gen_range(0..requests.len());
+            sent.fetch_add(1, Ordering::Relaxed);
+            if !seen[i].swap(true, Ordering::Relaxed) {
+                first.fetch_add(1, Ordering::Relaxed);
+            }
+            requests[i].clone()
+        })
+    };
+    let mode = Mode::Open { rate: args.rate, connections: 64 };
+    let o = load::run(endpoint, pick, mode, Duration::ZERO, secs(args.duration), &args.system.pids)
+        .await;
+    for (u, s) in used.iter_mut().zip(seen.iter()) {
+        *u = s.load(Ordering::Relaxed);
+    }
+    (o, sent.load(Ordering::Relaxed), first.load(Ordering::Relaxed))
+}
+
+/// Relative change from `a` to `b`, e.g. "+21%".
+fn fmt_change(a: f64, b: f64) -> String {
+    if a.is_nan() || b.is_nan() || a <= 0.0 {
+        "-".to_owned()
+    } else {
+        format!("{:+.0}%", (b / a - 1.0) * 100.0)
+    }
+}
+
 async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
     let (endpoint, _) = connect(&args.system)?;
     wait_ready(&endpoint).await?;
     let mut keys: Vec<String> = Vec::new();
+    // Per operation, whether it has been called on each key (by index in `keys`).
+    let mut used: [Vec<bool>; 2] = [Vec::new(), Vec::new()];
     let mut report = format!(
-        "\n### scale — keys stored vs latency (open loop, {} requests/s, {} s, uniform over every stored key)\n\n| keys stored | operation | requests | errors | p50 ms | p99 ms | p99.9 ms |\n|---:|---|---:|---:|---:|---:|---:|\n",
+        "\n### scale — keys stored vs latency (open loop, {} requests/s, {} s per row)\n\n| keys stored | keys requested | operation | requests | first use | errors | p50 ms | p99 ms | p99.9 ms |\n|---:|---|---|---:|---:|---:|---:|---:|---:|\n",
         args.rate, args.duration
     );
     let mut creation = format!(
         "\n#### key creation (CreateKey, symmetric, {} in flight)\n\n| keys stored | keys created | seconds | keys/s |\n|---:|---:|---:|---:|\n",
         args.create_concurrency
     );
+    // Encrypt (p50, first-use share) uniform and over the hot set at each size, for the
+    // comparison under the table.
+    type Encrypt = (f64, f64);
+    let mut encrypt_rows: Vec<(usize, Encrypt, Encrypt)> = Vec::new();
+    // The same hot set at every size: no more keys than the smallest size stores.
+    let hot_set = args.hot_keys.min(args.sizes.iter().copied().min().unwrap_or(0));
     for size in &args.sizes {
         let missing = size.saturating_sub(keys.len());
         let started = std::time::Instant::now();
@@ -405,6 +479,9 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
             )
             .await?,
         );
+        for u in &mut used {
+            u.resize(keys.len(), false);
+        }
         let seconds = started.elapsed().as_secs_f64();
         #[allow(clippy::cast_precision_loss, reason = "key counts are far below 2^52")]
         let rate = missing as f64 / seconds.max(1e-9);
@@ -413,34 +490,105 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
             keys.len()
         );
         creation.push_str(&format!("| {} | {missing} | {seconds:.1} | {rate:.0} |\n", keys.len()));
-        let ops: [(&str, &'static str, BodyOf); 2] = [
-            (
-                "Encrypt",
-                "TrentService.Encrypt",
-                |k| json!({"KeyId": k, "Plaintext": "aGVsbG8gd29ybGQ=", "EncryptionContext": {"app": "bench"}}),
-            ),
-            ("DescribeKey", "TrentService.DescribeKey", |k| json!({"KeyId": k})),
-        ];
-        for (name, target, body) in ops {
-            let prepared = keys.iter().map(|k| load::Prepared::new(target, &body(k))).collect();
-            let mode = Mode::Open { rate: args.rate, connections: 64 };
-            let o = load::run(
-                &endpoint,
-                load::uniform(prepared),
-                mode,
-                Duration::ZERO,
-                secs(args.duration),
-                &args.system.pids,
-            )
-            .await;
+        let hot = hot_set.min(keys.len());
+        let mut encrypt = [(f64::NAN, f64::NAN); 2];
+        // 1. Uniform over every stored key, as soon as they are stored (with many keys,
+        //    most requests are their key's first use); 2. the hot set, warmed first.
+        for (pass, encrypt) in encrypt.iter_mut().enumerate() {
+            if pass == 1 && hot == 0 {
+                continue;
+            }
+            let (range, requested) = if pass == 0 {
+                (0..keys.len(), format!("uniform over all {}", keys.len()))
+            } else {
+                (0..hot, format!("hot set: first {hot}, warmed"))
+            };
+            for (op, (name, target, body)) in SCALE_OPS.into_iter().enumerate() {
+                if pass == 1 {
+                    // Warm-up: every hot key once (not measured), as the runs will call it.
+                    let hot_keys: std::sync::Arc<[String]> = keys[..hot].into();
+                    let started = std::time::Instant::now();
+                    load::setup_calls(&endpoint, hot, args.create_concurrency, None, move |i| {
+                        (target, body(&hot_keys[i]))
+                    })
+                    .await
+                    .with_context(|| format!("warming the hot set ({name})"))?;
+                    used[op][..hot].iter_mut().for_each(|u| *u = true);
+                    eprintln!(
+                        "scale: {name} warm-up over {hot} hot keys took {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                let (o, sent, first) = scale_run(
+                    &endpoint,
+                    &args,
+                    &keys[range.clone()],
+                    &mut used[op][range.clone()],
+                    target,
+                    body,
+                )
+                .await;
+                #[allow(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
+                let first_share = first as f64 / (sent as f64).max(1.0) * 100.0;
+                if op == 0 {
+                    *encrypt = (o.permille_ms(500), first_share);
+                }
+                report.push_str(&format!(
+                    "| {} | {requested} | {name} | {} | {first_share:.0}% | {} | {} | {} | {} |\n",
+                    keys.len(),
+                    o.latencies_us.len(),
+                    o.errors,
+                    fmt_ms(o.permille_ms(500)),
+                    fmt_ms(o.permille_ms(990)),
+                    fmt_ms(o.permille_ms(999))
+                ));
+            }
+        }
+        encrypt_rows.push((keys.len(), encrypt[0], encrypt[1]));
+    }
+    let hot_text = if hot_set == 0 {
+        "There are no hot-set rows (--hot-keys 0).".to_owned()
+    } else {
+        format!(
+            "The hot-set rows use the same {hot_set} keys (the first stored) at every size, \
+             each called once per operation just before (not measured): with warm caches \
+             they isolate what storing more keys costs on the hot path."
+        )
+    };
+    report.push_str(&format!(
+        "\n*First use*: the share of requests that were the first call of that operation on \
+         their key in this run of kms-bench; such calls miss the gateway's per-key cache of \
+         allow decisions (and of key records, unless another call fetched the key) and pay an \
+         Authorize (and a ResolveKey) round trip over the bus. The caches keep entries 5 \
+         minutes, so keys used longer ago miss too: the column is a lower bound. {hot_text} \
+         The uniform rows spread requests over every stored key: with many keys they are \
+         dominated by first use (cache misses, whose round trips also read the larger store), \
+         a real cost that a user calling that many keys uniformly would see. The target \
+         (Encrypt latency with the most keys within 10% of that with the fewest) is read from \
+         both pairs of Encrypt rows; both are shown, neither is preferred.\n"
+    ));
+    if let (Some(&(lo_n, lo_u, lo_h)), Some(&(hi_n, hi_u, hi_h))) =
+        (encrypt_rows.first(), encrypt_rows.last())
+    {
+        if hi_n != lo_n {
+            let hot = if hot_set == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; hot set {} → {} ms ({})",
+                    fmt_ms(lo_h.0),
+                    fmt_ms(hi_h.0),
+                    fmt_change(lo_h.0, hi_h.0)
+                )
+            };
             report.push_str(&format!(
-                "| {} | {name} | {} | {} | {} | {} | {} |\n",
-                keys.len(),
-                o.latencies_us.len(),
-                o.errors,
-                fmt_ms(o.permille_ms(500)),
-                fmt_ms(o.permille_ms(990)),
-                fmt_ms(o.permille_ms(999))
+                "\nEncrypt p50, {hi_n} vs {lo_n} keys stored: uniform over all keys {} → {} ms \
+                 ({}; first use {:.0}% → {:.0}% of requests){hot}.\n",
+                fmt_ms(lo_u.0),
+                fmt_ms(hi_u.0),
+                fmt_change(lo_u.0, hi_u.0),
+                lo_u.1,
+                hi_u.1,
             ));
         }
     }

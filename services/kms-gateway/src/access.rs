@@ -17,8 +17,8 @@
 //!
 //! The same announcements clear the key-record cache (`key_cache`), which lives here so
 //! that one subscription and one handle per call serve both. `changes` follows the
-//! announcements, and makes a call wait until those already sent to this gateway are
-//! applied before it uses either cache.
+//! announcements, and makes sure no call acts on an entry that an announcement sent to
+//! this gateway before the call had voided.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

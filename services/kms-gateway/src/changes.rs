@@ -1,34 +1,46 @@
-//! Following change announcements, with a barrier: a call that is about to use a cached
-//! key record or allow decision first waits until every announcement NATS had sent this
-//! gateway when the call began is applied to the caches.
+//! Following change announcements, and making sure a call never acts on a cached key
+//! record or allow decision that a change announced before the call had already voided.
 //!
-//! Why a barrier: the services announce a change (`kms.v1.changes.<account>.<key id |
-//! alias | identity>`) before they answer it, so by the time a client holds the answer to
+//! Why: the services announce a change (`kms.v1.changes.<account>.<key id | alias |
+//! identity>`) before they answer it, so by the time a client holds the answer to
 //! RevokeGrant or DisableKey, NATS has queued the announcement to every gateway. But a
-//! gateway reads it on its connection's task and applies it on this module's task, and
-//! nothing orders those with the HTTP request the client sends next: under CPU pressure
-//! the request could win and be answered from a stale entry. The guarantee is
-//! that a revoked grant or disabled key takes effect on the very next call.
+//! gateway reads it on its connection's task and applies it on another, and nothing
+//! orders those with the HTTP request the client sends next: under CPU pressure the
+//! request could win and be answered from a stale entry. The guarantee is that a
+//! revoked grant or disabled key takes effect on the very next call.
 //!
-//! How: the gateway publishes a small message to its own inbox (an echo) and waits for it
-//! to come back. NATS writes a connection's messages in order, and the client hands them
-//! to subscriptions in the order they arrive, so when the echo is back every announcement
-//! sent before it is in the announcement subscription and is applied before the waiting
-//! calls go on. Echo rounds are shared: a call waits for the first round that starts after
-//! it asked, so under load one round trip serves many calls, and a call that finds nothing
-//! in the caches never waits. With one NATS server this is exact; in a NATS cluster an
-//! announcement still crossing a route between servers can arrive after the echo.
+//! The principle: NATS writes a connection's messages in order, and the client hands
+//! them to subscriptions in the order they arrive. So once the gateway has received any
+//! message NATS sent after the call began, every announcement sent before it is waiting
+//! in the announcement subscription, and applying what waits there brings the caches up
+//! to date. Two ways to get such a message (`Freshness`):
+//! - **check after** (operations without side effects: Encrypt, Decrypt, Sign, DescribeKey,
+//!   ...): the call uses cache hits at once and records them. Its own bus round trip (the
+//!   crypto call) is the barrier: before answering, the call applies the waiting
+//!   announcements and checks that every entry it used is still cached unchanged. If one
+//!   is not, the result is dropped and the operation runs again, checking before. This
+//!   costs nothing on the hot path.
+//! - **check before** (everything else: a side effect must not follow a stale allow):
+//!   before using a hit, the call waits for an echo, a small message the gateway sends to
+//!   its own inbox. Echo rounds are shared: a call waits for the first round that starts
+//!   after it asked, so one round trip serves many calls. A call that finds nothing
+//!   cached never waits.
 //!
-//! If the echo does not come back (NATS unreachable), announcements may have been missed:
-//! both caches are emptied, and the waiting calls go to the services.
+//! With one NATS server this is exact; in a NATS cluster an announcement still crossing a
+//! route between servers can arrive after the barrier. If no echo comes back (NATS
+//! unreachable), announcements may have been missed: both caches are emptied.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
+use kms_proto::v1 as wire;
 use tokio::sync::{watch, Notify};
 
 use crate::access::DecisionCache;
+use crate::key_cache::Lookup;
 
 /// The subscription every gateway follows.
 const ANNOUNCEMENTS: &str = "kms.v1.changes.>";
@@ -37,8 +49,13 @@ const ECHO_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a call waits for a round before it skips the caches.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The handle calls wait on (see [`Changes::caught_up`]).
+/// The announcements and the echo rounds, shared by the follower task and the calls.
 pub(crate) struct Changes {
+    cache: Arc<DecisionCache>,
+    /// Read by the follower task and, to apply what waits there, by calls.
+    announcements: Mutex<async_nats::Subscriber>,
+    /// Tells the follower to poll again (a call's drain took its wake-up).
+    repoll: Notify,
     rounds: Mutex<Rounds>,
     wake: Notify,
     completed: watch::Receiver<u64>,
@@ -68,6 +85,48 @@ impl Changes {
         matches!(waited, Ok(Ok(_)))
     }
 
+    /// Whether every cache entry `call` used is still cached unchanged, once the
+    /// announcements that came before its last bus reply (or, without one, an echo) are
+    /// applied. True when it used none.
+    pub(crate) async fn still_current(&self, call: &Freshness) -> bool {
+        let used = std::mem::take(&mut *call.used.lock().unwrap_or_else(|p| p.into_inner()));
+        if used.is_empty() {
+            return true;
+        }
+        if call.replies.load(Ordering::Acquire) > 0 {
+            self.apply_pending();
+        } else if !self.caught_up().await {
+            return false;
+        }
+        used.iter().all(|entry| match entry {
+            Used::Key(lookup, key) => self.cache.keys.get(lookup).as_ref() == Some(&**key),
+            Used::Decision { key_id, fingerprint, grant_id } => {
+                self.cache.get(key_id, fingerprint).as_ref() == Some(grant_id)
+            }
+        })
+    }
+
+    /// Applies the announcements already received (none is waited for).
+    fn apply_pending(&self) {
+        {
+            let Ok(mut announcements) = self.announcements.lock() else { return };
+            while let Some(Some(message)) = announcements.next().now_or_never() {
+                self.cache.on_change(message.subject.as_str());
+            }
+        }
+        // This poll replaced the follower's wake-up with a no-op one.
+        self.repoll.notify_one();
+    }
+
+    /// The next announcement, for the follower; the lock is held only while polling.
+    async fn next_announcement(&self) -> Option<async_nats::Message> {
+        std::future::poll_fn(|cx| match self.announcements.lock() {
+            Ok(mut announcements) => announcements.poll_next_unpin(cx),
+            Err(_) => Poll::Ready(None),
+        })
+        .await
+    }
+
     /// The next round to run, if a call is waiting for one.
     fn start_round(&self) -> Option<u64> {
         let mut rounds = self.rounds.lock().ok()?;
@@ -75,6 +134,59 @@ impl Changes {
             rounds.started += 1;
             rounds.started
         })
+    }
+}
+
+/// How one call makes sure the cache entries it used were current (see the module docs).
+#[derive(Default)]
+pub(crate) struct Freshness {
+    /// Use hits at once and check them before answering (operations without side effects).
+    check_after: AtomicBool,
+    /// Whether this call waited for an echo yet, and with what outcome.
+    caught_up: tokio::sync::OnceCell<bool>,
+    /// Bus replies this call received: each one is a barrier as good as an echo.
+    replies: AtomicUsize,
+    /// The hits a check-after call used.
+    used: Mutex<Vec<Used>>,
+}
+
+/// One cache entry a call used.
+pub(crate) enum Used {
+    Key(Lookup, Box<wire::KeyRecord>),
+    Decision { key_id: String, fingerprint: Vec<u8>, grant_id: String },
+}
+
+impl Freshness {
+    /// Sets how hits are checked: after (true) or before (false); forgets earlier hits.
+    pub(crate) fn check_after(&self, after: bool) {
+        self.check_after.store(after, Ordering::Release);
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Counts a reply that came over the bus for this call.
+    pub(crate) fn replied(&self) {
+        self.replies.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A cache hit `read` finds, if it may be used: recorded, for a check-after call;
+    /// after an echo round (one per call), for the others. `None` sends the call to the
+    /// services.
+    pub(crate) async fn hit<T>(
+        &self,
+        changes: &Changes,
+        read: impl Fn() -> Option<T>,
+        used: impl FnOnce(&T) -> Used,
+    ) -> Option<T> {
+        let hit = read()?;
+        if self.check_after.load(Ordering::Acquire) {
+            self.used.lock().unwrap_or_else(|p| p.into_inner()).push(used(&hit));
+            return Some(hit);
+        }
+        if *self.caught_up.get_or_init(|| changes.caught_up()).await {
+            read()
+        } else {
+            None
+        }
     }
 }
 
@@ -89,34 +201,42 @@ pub(crate) async fn follow(
     let echo_subject = format!("{}.sync", client.new_inbox());
     let echoes = client.subscribe(echo_subject.clone()).await?;
     let (completed_tx, completed) = watch::channel(0);
-    let changes = Arc::new(Changes { rounds: Mutex::default(), wake: Notify::new(), completed });
-    let follower = Follower { client, cache, announcements, echoes, echo_subject };
-    let task = tokio::spawn(follower.run(changes.clone(), completed_tx));
+    let changes = Arc::new(Changes {
+        cache,
+        announcements: Mutex::new(announcements),
+        repoll: Notify::new(),
+        rounds: Mutex::default(),
+        wake: Notify::new(),
+        completed,
+    });
+    let follower = Follower { client, changes: changes.clone(), echoes, echo_subject };
+    let task = tokio::spawn(follower.run(completed_tx));
     Ok((changes, task))
 }
 
 struct Follower {
     client: async_nats::Client,
-    cache: Arc<DecisionCache>,
-    announcements: async_nats::Subscriber,
+    changes: Arc<Changes>,
     echoes: async_nats::Subscriber,
     echo_subject: String,
 }
 
 impl Follower {
-    async fn run(mut self, changes: Arc<Changes>, completed: watch::Sender<u64>) {
+    async fn run(mut self, completed: watch::Sender<u64>) {
+        let changes = self.changes.clone();
         loop {
             tokio::select! {
-                announcement = self.announcements.next() => match announcement {
-                    Some(message) => self.cache.on_change(message.subject.as_str()),
+                announcement = changes.next_announcement() => match announcement {
+                    Some(message) => changes.cache.on_change(message.subject.as_str()),
                     None => return,
                 },
+                () = changes.repoll.notified() => {}
                 () = changes.wake.notified() => {}
             }
             while let Some(round) = changes.start_round() {
                 if !self.echo(round).await {
                     tracing::warn!("no echo from NATS; emptying the gateway's caches");
-                    self.cache.forget_everything();
+                    changes.cache.forget_everything();
                 }
                 completed.send_replace(round);
             }
@@ -133,11 +253,6 @@ impl Follower {
         tokio::pin!(deadline);
         loop {
             tokio::select! {
-                biased;
-                announcement = self.announcements.next() => match announcement {
-                    Some(message) => self.cache.on_change(message.subject.as_str()),
-                    None => return false,
-                },
                 echo = self.echoes.next() => match echo {
                     Some(echo) if echo.payload == payload => break,
                     // A late echo of a round that timed out.
@@ -147,11 +262,7 @@ impl Follower {
                 () = &mut deadline => return false,
             }
         }
-        // The client hands messages to subscriptions in arrival order: everything NATS sent
-        // before the echo is already waiting here.
-        while let Some(Some(message)) = self.announcements.next().now_or_never() {
-            self.cache.on_change(message.subject.as_str());
-        }
+        self.changes.apply_pending();
         true
     }
 }
@@ -194,6 +305,77 @@ mod tests {
             service.request("kms.v1.nobody", "".into()).await.ok();
             assert!(changes.caught_up().await);
             assert_eq!(cache.get(&key, &entry), None, "round {i}: a stale decision was served");
+        }
+        task.abort();
+    }
+
+    /// A decision cache hit, as `Call::authorize` takes it.
+    async fn decision(
+        changes: &Changes,
+        cache: &DecisionCache,
+        call: &Freshness,
+        key: &str,
+        entry: &[u8],
+    ) -> Option<String> {
+        call.hit(
+            changes,
+            || cache.get(key, entry),
+            |grant_id| Used::Decision {
+                key_id: key.to_owned(),
+                fingerprint: entry.to_vec(),
+                grant_id: grant_id.clone(),
+            },
+        )
+        .await
+    }
+
+    /// A check-after call: its hit is used at once; a bus reply it got after the
+    /// announcement is the barrier, and the check before answering finds the entry gone
+    /// (whether the follower task applied it already or the check does). Without a reply
+    /// the check takes an echo instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hit_used_before_an_announcement_was_applied_is_caught_before_the_answer() {
+        let nats = kms_testkit::NatsServer::start().await.unwrap();
+        let gateway = async_nats::connect(nats.url()).await.unwrap();
+        let service = async_nats::connect(nats.url()).await.unwrap();
+        let mut requests = service.subscribe("kms.v1.crypto.Test").await.unwrap();
+        let responder = service.clone();
+        tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                if let Some(reply) = request.reply {
+                    responder.publish(reply, "done".into()).await.unwrap();
+                }
+            }
+        });
+        service.flush().await.unwrap();
+        let cache = Arc::new(DecisionCache::default());
+        let (changes, task) = follow(gateway.clone(), cache.clone()).await.unwrap();
+        for (i, with_reply) in (0..100).map(|i| (i, i % 2 == 0)) {
+            let key = format!("k{i}");
+            let entry = fingerprint(&request(&key));
+            cache.insert(&key, entry.clone(), String::new(), cache.generation());
+            // Nothing changed: the hit stands.
+            let call = Freshness::default();
+            call.check_after(true);
+            assert!(decision(&changes, &cache, &call, &key, &entry).await.is_some());
+            assert!(changes.still_current(&call).await, "round {i}: nothing was announced");
+
+            // The call takes its hit; then the grant is revoked (and the revocation
+            // acknowledged to its caller) before the call's own bus reply arrives.
+            let call = Freshness::default();
+            call.check_after(true);
+            assert!(decision(&changes, &cache, &call, &key, &entry).await.is_some());
+            service.publish(format!("kms.v1.changes.111122223333.{key}"), "".into()).await.unwrap();
+            service.request("kms.v1.nobody", "".into()).await.ok();
+            if with_reply {
+                gateway.request("kms.v1.crypto.Test", "".into()).await.unwrap();
+                call.replied();
+            }
+            assert!(
+                !changes.still_current(&call).await,
+                "round {i}: a result built on a revoked decision would be answered"
+            );
+            assert_eq!(cache.get(&key, &entry), None);
         }
         task.abort();
     }

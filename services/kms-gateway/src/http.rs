@@ -223,7 +223,7 @@ async fn serve_call(
         source_ip: recorder.source_ip.clone(),
         decisions: &app.decisions,
         changes: &app.changes,
-        caught_up: tokio::sync::OnceCell::new(),
+        freshness: crate::changes::Freshness::default(),
         principal_tags: &identity.principal_tags,
     };
     if let Err(e) = Region::parse(&recorder.region) {

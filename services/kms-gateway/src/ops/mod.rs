@@ -22,7 +22,7 @@ use kms_proto::v1 as wire;
 use serde_json::{json, Value};
 
 use crate::access::{self, Access, DecisionCache};
-use crate::changes::Changes;
+use crate::changes::{Changes, Freshness, Used};
 use crate::key_cache;
 use crate::params::Params;
 
@@ -51,10 +51,10 @@ pub(crate) struct Call<'a> {
     pub source_ip: String,
     /// Allowed decisions of earlier calls (see `access`).
     pub decisions: &'a DecisionCache,
-    /// The barrier a cache hit waits on (see `changes`).
+    /// Change announcements, and the barrier cache hits are checked with (see `changes`).
     pub changes: &'a Changes,
-    /// Whether this call waited on it yet, and with what outcome.
-    pub caught_up: tokio::sync::OnceCell<bool>,
+    /// How this call's cache hits are checked.
+    pub freshness: Freshness,
     /// The caller's tags, for `aws:PrincipalTag/<key>`.
     pub principal_tags: &'a std::collections::BTreeMap<String, String>,
 }
@@ -78,22 +78,13 @@ impl Call<'_> {
             self.decisions.keys.forget_all();
         }
         let result = self.bus.call::<O>(&self.ctx(), request).await;
+        if result.is_ok() {
+            self.freshness.replied();
+        }
         if writes_keys {
             self.decisions.keys.forget_all();
         }
         result
-    }
-
-    /// A cache hit (`read` finds something), once the announcements this gateway had
-    /// received when the call first looked are applied; `None` sends the call to the
-    /// services. One wait per call: later reads of the same call need none.
-    async fn cached<T>(&self, read: impl Fn() -> Option<T>) -> Option<T> {
-        read()?;
-        if *self.caught_up.get_or_init(|| self.changes.caught_up()).await {
-            read()
-        } else {
-            None
-        }
     }
 
     fn touch(&self, arn: &str) {
@@ -125,7 +116,12 @@ impl Call<'_> {
             cross_account,
             from_ciphertext,
         };
-        if let Some(key) = self.cached(|| self.decisions.keys.get(&cached)).await {
+        let hit = self.freshness.hit(
+            self.changes,
+            || self.decisions.keys.get(&cached),
+            |key| Used::Key(cached.clone(), Box::new(key.clone())),
+        );
+        if let Some(key) = hit.await {
             self.touch(&key.arn);
             return Ok(key);
         }
@@ -238,7 +234,16 @@ impl Call<'_> {
         };
         let cache_key = request.key_id.clone();
         let fingerprint = access::fingerprint(&request);
-        if let Some(grant_id) = self.cached(|| self.decisions.get(&cache_key, &fingerprint)).await {
+        let hit = self.freshness.hit(
+            self.changes,
+            || self.decisions.get(&cache_key, &fingerprint),
+            |grant_id| Used::Decision {
+                key_id: cache_key.clone(),
+                fingerprint: fingerprint.clone(),
+                grant_id: grant_id.clone(),
+            },
+        );
+        if let Some(grant_id) = hit.await {
             return Ok(grant_id);
         }
         let generation = self.decisions.generation();
@@ -300,7 +305,45 @@ fn count_pending_deletion_use(key: &KeyRecord) {
 }
 
 /// Dispatches a `TrentService.<name>` operation. `None` for an unknown name.
+/// Runs operation `name`. One without side effects uses cache hits at once and checks
+/// them before answering; if a change it had not seen voided one, the result is dropped
+/// and the operation runs again, checking hits before use (see `changes`).
 pub(crate) async fn dispatch(call: &Call<'_>, name: &str, p: &Params) -> Option<KmsResult<Output>> {
+    call.freshness.check_after(is_side_effect_free(name));
+    let result = run(call, name, p).await?;
+    if call.changes.still_current(&call.freshness).await {
+        return Some(result);
+    }
+    call.freshness.check_after(false);
+    if let Ok(mut touched) = call.touched.lock() {
+        touched.clear();
+    }
+    run(call, name, p).await
+}
+
+/// Operations that change nothing: running one on a stale cache entry and dropping the
+/// result is harmless.
+fn is_side_effect_free(name: &str) -> bool {
+    matches!(
+        name,
+        "Encrypt"
+            | "Decrypt"
+            | "ReEncrypt"
+            | "GenerateDataKey"
+            | "GenerateDataKeyWithoutPlaintext"
+            | "GenerateDataKeyPair"
+            | "GenerateDataKeyPairWithoutPlaintext"
+            | "GenerateMac"
+            | "VerifyMac"
+            | "Sign"
+            | "Verify"
+            | "GetPublicKey"
+            | "DeriveSharedSecret"
+            | "DescribeKey"
+    )
+}
+
+async fn run(call: &Call<'_>, name: &str, p: &Params) -> Option<KmsResult<Output>> {
     if let Err(e) = grants::check_grant_tokens(p) {
         return Some(Err(e));
     }

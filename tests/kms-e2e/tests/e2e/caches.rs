@@ -121,3 +121,44 @@ async fn a_grant_revoked_past_the_gateway_stops_the_next_call() {
     .unwrap();
     assert_eq!(error_code(encrypt().await), "AccessDeniedException");
 }
+
+/// The same for an operation with a side effect (CreateGrant): its cached allow is not
+/// used before the gateway has applied the announcements NATS sent it (an echo round),
+/// rather than checked afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_revoked_past_the_gateway_stops_the_next_grant_it_allowed() {
+    let sb = Sandbox::start_with_users(&[APP]).await;
+    let (dev, app) = (sb.kms(ACCOUNT_A), sb.kms_as(APP));
+    let key = sb.create_key(ACCOUNT_A).await;
+    let grant = dev
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(APP)
+        .operations(GrantOperation::CreateGrant)
+        .operations(GrantOperation::Encrypt)
+        .send()
+        .await
+        .unwrap();
+    let pass_on = || {
+        app.create_grant()
+            .key_id(&key)
+            .grantee_principal(APP)
+            .operations(GrantOperation::Encrypt)
+            .send()
+    };
+    pass_on().await.expect("granted, and now cached");
+    pass_on().await.expect("from the caches");
+
+    let bus = kms_bus::Bus::connect(&sb.nats.url(), Duration::from_secs(5)).await.unwrap();
+    bus.call::<kms_bus::policy::RevokeGrant>(
+        &ctx(),
+        &wire::RevokeGrantRequest {
+            caller: caller(),
+            key_id: key.clone(),
+            grant_id: grant.grant_id.unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(error_code(pass_on().await), "AccessDeniedException");
+}

@@ -110,11 +110,16 @@ pub(crate) struct DecisionCache {
 
 #[derive(Default)]
 struct Entries {
-    by_key: HashMap<String, HashMap<Vec<u8>, (Instant, String)>>,
+    by_key: HashMap<String, HashMap<Vec<u8>, Entry>>,
+    /// The stamp of the next entry stored.
+    next_stamp: u64,
     count: usize,
     /// Moves whenever entries go; an answer asked for under an older one is not stored.
     generation: u64,
 }
+
+/// When stored, the entry's stamp (see [`DecisionCache::get_stamped`]), the grant id.
+type Entry = (Instant, u64, String);
 
 /// The cache key of a request: everything in it but the request id.
 pub(crate) fn fingerprint(request: &wire::AuthorizeRequest) -> Vec<u8> {
@@ -127,10 +132,24 @@ pub(crate) fn fingerprint(request: &wire::AuthorizeRequest) -> Vec<u8> {
 
 impl DecisionCache {
     /// The grant id (empty when policies allowed it) of a cached allow.
+    #[cfg(test)]
     pub(crate) fn get(&self, key_id: &str, fingerprint: &[u8]) -> Option<String> {
+        self.get_stamped(key_id, fingerprint).map(|(grant, _)| grant)
+    }
+
+    /// The grant id and the entry's stamp: a number no other entry stored has, so a
+    /// caller can later tell whether this very entry is still there ([`Self::stamp`]).
+    pub(crate) fn get_stamped(&self, key_id: &str, fingerprint: &[u8]) -> Option<(String, u64)> {
         let entries = self.entries.lock().ok()?;
-        let (at, grant) = entries.by_key.get(key_id)?.get(fingerprint)?;
-        (at.elapsed() < TTL).then(|| grant.clone())
+        let (at, stamp, grant) = entries.by_key.get(key_id)?.get(fingerprint)?;
+        (at.elapsed() < TTL).then(|| (grant.clone(), *stamp))
+    }
+
+    /// The stamp of the live entry, if any.
+    pub(crate) fn stamp(&self, key_id: &str, fingerprint: &[u8]) -> Option<u64> {
+        let entries = self.entries.lock().ok()?;
+        let (at, stamp, _) = entries.by_key.get(key_id)?.get(fingerprint)?;
+        (at.elapsed() < TTL).then_some(*stamp)
     }
 
     /// The generation to pass to [`Self::insert`] for a decision about to be asked for.
@@ -154,11 +173,13 @@ impl DecisionCache {
             entries.by_key.clear();
             entries.count = 0;
         }
+        let stamp = entries.next_stamp;
+        entries.next_stamp += 1;
         let previous = entries
             .by_key
             .entry(key_id.to_owned())
             .or_default()
-            .insert(fingerprint, (Instant::now(), grant_id));
+            .insert(fingerprint, (Instant::now(), stamp, grant_id));
         if previous.is_none() {
             entries.count += 1;
         }

@@ -35,8 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
-use kms_proto::v1 as wire;
+use futures::StreamExt;
 use tokio::sync::{watch, Notify};
 
 use crate::access::DecisionCache;
@@ -53,12 +52,17 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Changes {
     cache: Arc<DecisionCache>,
     /// Read by the follower task and, to apply what waits there, by calls.
-    announcements: Mutex<async_nats::Subscriber>,
-    /// Tells the follower to poll again (a call's drain took its wake-up).
-    repoll: Notify,
+    announcements: Mutex<Announcements>,
     rounds: Mutex<Rounds>,
     wake: Notify,
     completed: watch::Receiver<u64>,
+}
+
+/// The subscription, and the follower's waker: a call that drains the subscription
+/// polls with it, so the follower is still woken by the next announcement.
+struct Announcements {
+    subscription: async_nats::Subscriber,
+    follower: std::task::Waker,
 }
 
 /// Echo rounds are numbered from 1; a call needs the first round after the last started.
@@ -99,29 +103,32 @@ impl Changes {
             return false;
         }
         used.iter().all(|entry| match entry {
-            Used::Key(lookup, key) => self.cache.keys.get(lookup).as_ref() == Some(&**key),
-            Used::Decision { key_id, fingerprint, grant_id } => {
-                self.cache.get(key_id, fingerprint).as_ref() == Some(grant_id)
+            Used::Key { lookup, stamp } => self.cache.keys.stamp(lookup) == Some(*stamp),
+            Used::Decision { key_id, fingerprint, stamp } => {
+                self.cache.stamp(key_id, fingerprint) == Some(*stamp)
             }
         })
     }
 
     /// Applies the announcements already received (none is waited for).
     fn apply_pending(&self) {
-        {
-            let Ok(mut announcements) = self.announcements.lock() else { return };
-            while let Some(Some(message)) = announcements.next().now_or_never() {
-                self.cache.on_change(message.subject.as_str());
-            }
+        let Ok(mut announcements) = self.announcements.lock() else { return };
+        let Announcements { subscription, follower } = &mut *announcements;
+        let mut cx = std::task::Context::from_waker(follower);
+        while let Poll::Ready(Some(message)) = subscription.poll_next_unpin(&mut cx) {
+            self.cache.on_change(message.subject.as_str());
         }
-        // This poll replaced the follower's wake-up with a no-op one.
-        self.repoll.notify_one();
     }
 
     /// The next announcement, for the follower; the lock is held only while polling.
     async fn next_announcement(&self) -> Option<async_nats::Message> {
         std::future::poll_fn(|cx| match self.announcements.lock() {
-            Ok(mut announcements) => announcements.poll_next_unpin(cx),
+            Ok(mut announcements) => {
+                if !announcements.follower.will_wake(cx.waker()) {
+                    announcements.follower = cx.waker().clone();
+                }
+                announcements.subscription.poll_next_unpin(cx)
+            }
             Err(_) => Poll::Ready(None),
         })
         .await
@@ -150,10 +157,10 @@ pub(crate) struct Freshness {
     used: Mutex<Vec<Used>>,
 }
 
-/// One cache entry a call used.
+/// One cache entry a call used, by its stamp: the same entry must still be there.
 pub(crate) enum Used {
-    Key(Lookup, Box<wire::KeyRecord>),
-    Decision { key_id: String, fingerprint: Vec<u8>, grant_id: String },
+    Key { lookup: Lookup, stamp: u64 },
+    Decision { key_id: String, fingerprint: Vec<u8>, stamp: u64 },
 }
 
 impl Freshness {
@@ -168,22 +175,22 @@ impl Freshness {
         self.replies.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A cache hit `read` finds, if it may be used: recorded, for a check-after call;
-    /// after an echo round (one per call), for the others. `None` sends the call to the
-    /// services.
+    /// A cache hit `read` finds (with its entry's stamp), if it may be used: recorded
+    /// by `used`, for a check-after call; after an echo round (one per call), for the
+    /// others. `None` sends the call to the services.
     pub(crate) async fn hit<T>(
         &self,
         changes: &Changes,
-        read: impl Fn() -> Option<T>,
-        used: impl FnOnce(&T) -> Used,
+        read: impl Fn() -> Option<(T, u64)>,
+        used: impl FnOnce(u64) -> Used,
     ) -> Option<T> {
-        let hit = read()?;
+        let (hit, stamp) = read()?;
         if self.check_after.load(Ordering::Acquire) {
-            self.used.lock().unwrap_or_else(|p| p.into_inner()).push(used(&hit));
+            self.used.lock().unwrap_or_else(|p| p.into_inner()).push(used(stamp));
             return Some(hit);
         }
         if *self.caught_up.get_or_init(|| changes.caught_up()).await {
-            read()
+            read().map(|(hit, _)| hit)
         } else {
             None
         }
@@ -203,8 +210,10 @@ pub(crate) async fn follow(
     let (completed_tx, completed) = watch::channel(0);
     let changes = Arc::new(Changes {
         cache,
-        announcements: Mutex::new(announcements),
-        repoll: Notify::new(),
+        announcements: Mutex::new(Announcements {
+            subscription: announcements,
+            follower: std::task::Waker::noop().clone(),
+        }),
         rounds: Mutex::default(),
         wake: Notify::new(),
         completed,
@@ -230,7 +239,6 @@ impl Follower {
                     Some(message) => changes.cache.on_change(message.subject.as_str()),
                     None => return,
                 },
-                () = changes.repoll.notified() => {}
                 () = changes.wake.notified() => {}
             }
             while let Some(round) = changes.start_round() {
@@ -319,12 +327,8 @@ mod tests {
     ) -> Option<String> {
         call.hit(
             changes,
-            || cache.get(key, entry),
-            |grant_id| Used::Decision {
-                key_id: key.to_owned(),
-                fingerprint: entry.to_vec(),
-                grant_id: grant_id.clone(),
-            },
+            || cache.get_stamped(key, entry),
+            |stamp| Used::Decision { key_id: key.to_owned(), fingerprint: entry.to_vec(), stamp },
         )
         .await
     }

@@ -44,7 +44,10 @@ pub(crate) struct KeyCache {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<Lookup, (Instant, wire::KeyRecord)>,
+    /// When stored, the entry's stamp (see [`KeyCache::get_stamped`]), the record.
+    entries: HashMap<Lookup, (Instant, u64, wire::KeyRecord)>,
+    /// The stamp of the next entry stored.
+    next_stamp: u64,
     /// The lookups that resolved to each key id, to drop them when the key changes.
     by_key: HashMap<String, Vec<Lookup>>,
     /// Moves on every invalidation; an answer fetched under an older one is not stored.
@@ -57,10 +60,24 @@ impl KeyCache {
         self.inner.lock().map(|i| i.generation).unwrap_or(u64::MAX)
     }
 
+    #[cfg(test)]
     pub(crate) fn get(&self, lookup: &Lookup) -> Option<wire::KeyRecord> {
+        self.get_stamped(lookup).map(|(key, _)| key)
+    }
+
+    /// The record and its entry's stamp: a number no other entry stored has, so a
+    /// caller can later tell whether this very entry is still there ([`Self::stamp`]).
+    pub(crate) fn get_stamped(&self, lookup: &Lookup) -> Option<(wire::KeyRecord, u64)> {
         let inner = self.inner.lock().ok()?;
-        let (at, key) = inner.entries.get(lookup)?;
-        (at.elapsed() < TTL).then(|| key.clone())
+        let (at, stamp, key) = inner.entries.get(lookup)?;
+        (at.elapsed() < TTL).then(|| (key.clone(), *stamp))
+    }
+
+    /// The stamp of the live entry for `lookup`, if any.
+    pub(crate) fn stamp(&self, lookup: &Lookup) -> Option<u64> {
+        let inner = self.inner.lock().ok()?;
+        let (at, stamp, _) = inner.entries.get(lookup)?;
+        (at.elapsed() < TTL).then_some(*stamp)
     }
 
     /// Stores an answer fetched at `generation`, unless something changed since.
@@ -77,7 +94,9 @@ impl KeyCache {
         if !refs.contains(&lookup) {
             refs.push(lookup.clone());
         }
-        inner.entries.insert(lookup, (Instant::now(), key.clone()));
+        let stamp = inner.next_stamp;
+        inner.next_stamp += 1;
+        inner.entries.insert(lookup, (Instant::now(), stamp, key.clone()));
     }
 
     pub(crate) fn forget_key(&self, key_id: &str) {

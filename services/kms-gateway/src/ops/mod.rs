@@ -118,8 +118,8 @@ impl Call<'_> {
         };
         let hit = self.freshness.hit(
             self.changes,
-            || self.decisions.keys.get(&cached),
-            |key| Used::Key(cached.clone(), Box::new(key.clone())),
+            || self.decisions.keys.get_stamped(&cached),
+            |stamp| Used::Key { lookup: cached.clone(), stamp },
         );
         if let Some(key) = hit.await {
             self.touch(&key.arn);
@@ -236,11 +236,11 @@ impl Call<'_> {
         let fingerprint = access::fingerprint(&request);
         let hit = self.freshness.hit(
             self.changes,
-            || self.decisions.get(&cache_key, &fingerprint),
-            |grant_id| Used::Decision {
+            || self.decisions.get_stamped(&cache_key, &fingerprint),
+            |stamp| Used::Decision {
                 key_id: cache_key.clone(),
                 fingerprint: fingerprint.clone(),
-                grant_id: grant_id.clone(),
+                stamp,
             },
         );
         if let Some(grant_id) = hit.await {

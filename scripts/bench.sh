@@ -42,7 +42,7 @@ CREATE_CONCURRENCY=${CREATE_CONCURRENCY:-32}
 REPORT=${REPORT:-bench/report.md}
 VENV=${VENV:-.venv}
 PROFILE=${PROFILE:-release}
-BIN=target/$PROFILE
+BIN=${CARGO_TARGET_DIR:-target}/$PROFILE
 # Another build of the server (e.g. an older commit's, for before/after figures).
 KMS_SERVER_BIN=${KMS_SERVER_BIN:-$BIN/kms-server}
 

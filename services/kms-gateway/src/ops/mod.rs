@@ -304,10 +304,10 @@ fn count_pending_deletion_use(key: &KeyRecord) {
     }
 }
 
-/// Dispatches a `TrentService.<name>` operation. `None` for an unknown name.
-/// Runs operation `name`. One without side effects uses cache hits at once and checks
-/// them before answering; if a change it had not seen voided one, the result is dropped
-/// and the operation runs again, checking hits before use (see `changes`).
+/// Dispatches a `TrentService.<name>` operation (`None` for an unknown name). One without
+/// side effects uses cache hits at once and checks them before answering; if a change it
+/// had not seen voided one, the result is dropped and the operation runs again, checking
+/// hits before use (see `changes`).
 pub(crate) async fn dispatch(call: &Call<'_>, name: &str, p: &Params) -> Option<KmsResult<Output>> {
     call.freshness.check_after(is_side_effect_free(name));
     let result = run(call, name, p).await?;
@@ -343,6 +343,7 @@ fn is_side_effect_free(name: &str) -> bool {
     )
 }
 
+/// One run of operation `name`.
 async fn run(call: &Call<'_>, name: &str, p: &Params) -> Option<KmsResult<Output>> {
     if let Err(e) = grants::check_grant_tokens(p) {
         return Some(Err(e));

@@ -228,6 +228,13 @@ async fn measure_target(
         "- {}, setup: {created} keys created (with their ciphertexts and grants) in {seconds:.1} s, {} calls in flight\n",
         target.label, args.create_concurrency
     ));
+    // The setup's audit events are still being stored: wait for the system to be idle.
+    let (waited, settled) = procfs::settle(&target.pids, 0.05, Duration::from_secs(120)).await;
+    report.push_str(&format!(
+        "- {}, after setup: {} after {waited:.1} s (below 5 % of a core)\n",
+        target.label,
+        if settled { "idle" } else { "still busy" }
+    ));
     report.push_str(&rss_line(&target.label, &target.pids, "at rest (keys created)"));
     let (stop, sampler) = rss_sampler(target.pids.clone());
     let mut rows = Vec::new();
@@ -490,6 +497,10 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
             keys.len()
         );
         creation.push_str(&format!("| {} | {missing} | {seconds:.1} | {rate:.0} |\n", keys.len()));
+        // The creations' audit events are still being stored: wait for the system to be idle.
+        let (waited, settled) =
+            procfs::settle(&args.system.pids, 0.05, Duration::from_secs(300)).await;
+        eprintln!("scale: {} after {waited:.1} s", if settled { "idle" } else { "still busy" });
         let hot = hot_set.min(keys.len());
         let mut encrypt = [(f64::NAN, f64::NAN); 2];
         // 1. Uniform over every stored key, as soon as they are stored (with many keys,

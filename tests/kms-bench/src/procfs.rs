@@ -48,3 +48,20 @@ pub(crate) fn name(pid: u32) -> String {
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| pid.to_string())
 }
+
+/// Waits until `pids` together use less than `idle` of one core over half a second (at
+/// most `limit`), so that work left over from a setup phase (the audit service storing
+/// the setup's events) is not measured with the next workload. Returns the seconds
+/// waited and whether they settled.
+pub(crate) async fn settle(pids: &[u32], idle: f64, limit: std::time::Duration) -> (f64, bool) {
+    let started = std::time::Instant::now();
+    let window = std::time::Duration::from_millis(500);
+    while started.elapsed() < limit {
+        let before = cpu_seconds_all(pids);
+        tokio::time::sleep(window).await;
+        if (cpu_seconds_all(pids) - before) / window.as_secs_f64() < idle {
+            return (started.elapsed().as_secs_f64(), true);
+        }
+    }
+    (started.elapsed().as_secs_f64(), false)
+}

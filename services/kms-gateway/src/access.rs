@@ -9,8 +9,8 @@
 //!   (`kms.v1.changes.<account>.identity`, which drops everything);
 //! - at once, on this gateway, after a change it made itself (the announcement could
 //!   otherwise still be in flight when its client's next call arrives);
-//! - after a short time-to-live, as a bound should an announcement be lost while the
-//!   connection to NATS is down;
+//! - when the connection to NATS comes back after a break (see `changes`), and after a
+//!   short time-to-live in any case;
 //! - never cached: decisions the policy service marks as time-dependent
 //!   (`aws:CurrentTime` conditions), and answers that were in flight while an entry
 //!   went (a generation check), so a decision racing a revocation cannot be stored.

@@ -27,10 +27,11 @@
 //!   cached never waits.
 //!
 //! With one NATS server this is exact; in a NATS cluster an announcement still crossing a
-//! route between servers can arrive after the barrier. If no echo comes back (NATS
-//! unreachable), announcements may have been missed: both caches are emptied.
+//! route between servers can arrive after the barrier. Announcements sent while the
+//! connection was down never arrive: after a reconnect, and when no echo comes back (NATS
+//! unreachable), both caches are emptied.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -56,6 +57,10 @@ pub(crate) struct Changes {
     rounds: Mutex<Rounds>,
     wake: Notify,
     completed: watch::Receiver<u64>,
+    /// The connection's statistics: `connects` moves on every reconnect.
+    statistics: Arc<async_nats::Statistics>,
+    /// `connects` when last looked at.
+    connects_seen: AtomicU64,
 }
 
 /// The subscription, and the follower's waker: a call that drains the subscription
@@ -110,8 +115,15 @@ impl Changes {
         })
     }
 
-    /// Applies the announcements already received (none is waited for).
+    /// Applies the announcements already received (none is waited for). After a
+    /// reconnect, empties both caches instead: what was announced while the connection
+    /// was down never arrives.
     fn apply_pending(&self) {
+        let connects = self.statistics.connects.load(Ordering::Acquire);
+        if self.connects_seen.swap(connects, Ordering::AcqRel) != connects {
+            tracing::info!("reconnected to NATS; emptying the gateway's caches");
+            self.cache.forget_everything();
+        }
         let Ok(mut announcements) = self.announcements.lock() else { return };
         let Announcements { subscription, follower } = &mut *announcements;
         let mut cx = std::task::Context::from_waker(follower);
@@ -217,6 +229,8 @@ pub(crate) async fn follow(
         rounds: Mutex::default(),
         wake: Notify::new(),
         completed,
+        connects_seen: AtomicU64::new(client.statistics().connects.load(Ordering::Acquire)),
+        statistics: client.statistics(),
     });
     let follower = Follower { client, changes: changes.clone(), echoes, echo_subject };
     let task = tokio::spawn(follower.run(completed_tx));
@@ -381,6 +395,37 @@ mod tests {
             );
             assert_eq!(cache.get(&key, &entry), None);
         }
+        task.abort();
+    }
+
+    /// What was announced while the gateway was disconnected never arrives: a call after
+    /// the reconnect does not answer from what was cached before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_reconnect_nothing_cached_before_it_is_used() {
+        let mut nats = kms_testkit::NatsServer::start().await.unwrap();
+        let gateway = async_nats::connect(nats.url()).await.unwrap();
+        let cache = Arc::new(DecisionCache::default());
+        let (changes, task) = follow(gateway.clone(), cache.clone()).await.unwrap();
+        let key = "k1";
+        let entry = fingerprint(&request(key));
+        cache.insert(key, entry.clone(), String::new(), cache.generation());
+        let call = Freshness::default();
+        call.check_after(true);
+        assert!(decision(&changes, &cache, &call, key, &entry).await.is_some());
+        assert!(changes.still_current(&call).await, "nothing happened yet");
+
+        nats.restart().await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while gateway.statistics().connects.load(Ordering::Acquire) < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "the gateway never reconnected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let call = Freshness::default();
+        call.check_after(true);
+        assert!(decision(&changes, &cache, &call, key, &entry).await.is_some());
+        call.replied();
+        assert!(!changes.still_current(&call).await, "a hit from before the reconnect");
+        assert_eq!(cache.get(key, &entry), None);
         task.abort();
     }
 

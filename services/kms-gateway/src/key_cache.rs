@@ -12,8 +12,8 @@
 //!   arrives;
 //! - an answer that was in flight while an invalidation happened is not stored (the
 //!   generation check), so a lookup racing a change cannot put the old record back;
-//! - entries expire after five minutes, a bound should an announcement be lost while
-//!   the connection to NATS is down.
+//! - everything goes when the connection to NATS comes back after a break (see
+//!   `changes`), and entries expire after five minutes in any case.
 //!
 //! Failures (`NotFoundException`, a key of another region, ...) are never cached: they
 //! are rare on the hot path, and AWS managed keys appear on first use.

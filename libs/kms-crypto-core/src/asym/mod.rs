@@ -185,6 +185,41 @@ impl PrivateKey {
     }
 }
 
+/// What the private-key operations (sign, RSA decrypt, ECDH) need: the spec and PKCS#8
+/// DER of a key already checked to be one of that spec. A [`PrivateKey`] is; so is a
+/// [`CheckedPkcs8`], which spares the check (and, for ECC, deriving the public point)
+/// on every use of stored material.
+pub trait PrivateMaterial {
+    fn spec(&self) -> AsymSpec;
+    fn pkcs8(&self) -> &[u8];
+}
+
+impl PrivateMaterial for PrivateKey {
+    fn spec(&self) -> AsymSpec {
+        self.spec
+    }
+    fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
+    }
+}
+
+/// PKCS#8 DER that [`PrivateKey::from_pkcs8_der`] (or [`generate`]) accepted for `spec`
+/// before it was stored where it cannot change unnoticed (sealed under the root key):
+/// used as it is. A malformed one fails the operation as an internal error.
+pub struct CheckedPkcs8<'a> {
+    pub spec: AsymSpec,
+    pub pkcs8: &'a [u8],
+}
+
+impl PrivateMaterial for CheckedPkcs8<'_> {
+    fn spec(&self) -> AsymSpec {
+        self.spec
+    }
+    fn pkcs8(&self) -> &[u8] {
+        self.pkcs8
+    }
+}
+
 impl AsRef<PublicKey> for PrivateKey {
     fn as_ref(&self) -> &PublicKey {
         &self.public
@@ -253,16 +288,16 @@ fn check_signing(spec: AsymSpec, algorithm: SigningAlgorithm) -> Result<(), Asym
 /// Signs `message` (RAW: hashed here; DIGEST: already the digest). ECDSA signatures are
 /// DER; RSA signatures are as long as the modulus.
 pub fn sign(
-    key: &PrivateKey,
+    key: &impl PrivateMaterial,
     algorithm: SigningAlgorithm,
     message_type: MessageType,
     message: &[u8],
 ) -> Result<Vec<u8>, AsymError> {
-    check_signing(key.spec, algorithm)?;
+    check_signing(key.spec(), algorithm)?;
     let digest = digest_of(algorithm, message_type, message)?;
     match algorithm.rsa_padding() {
-        Some(padding) => rsa::sign(&key.pkcs8, padding, algorithm.hash(), &digest),
-        None => ecc::sign(key.spec, &key.pkcs8, &digest),
+        Some(padding) => rsa::sign(key.pkcs8(), padding, algorithm.hash(), &digest),
+        None => ecc::sign(key.spec(), key.pkcs8(), &digest),
     }
 }
 
@@ -310,25 +345,25 @@ pub fn rsa_encrypt(
 
 /// RSAES-OAEP decryption (blinded). Any failure is [`AsymError::InvalidCiphertext`].
 pub fn rsa_decrypt(
-    key: &PrivateKey,
+    key: &impl PrivateMaterial,
     algorithm: EncryptionAlgorithm,
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, AsymError> {
-    check_encryption(key.spec, algorithm)?;
-    rsa::decrypt(&key.pkcs8, algorithm, ciphertext)
+    check_encryption(key.spec(), algorithm)?;
+    rsa::decrypt(key.pkcs8(), algorithm, ciphertext)
 }
 
 /// ECDH between `key` and the peer's DER SubjectPublicKeyInfo: the raw shared secret (the
 /// x-coordinate), as DeriveSharedSecret returns it. NIST curves only; the peer key must be
 /// on the same curve.
 pub fn derive_shared_secret(
-    key: &PrivateKey,
+    key: &impl PrivateMaterial,
     peer_public_spki_der: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, AsymError> {
-    if KeyAgreementAlgorithm::for_spec(key.spec).is_empty() {
-        return Err(incompatible(KeyAgreementAlgorithm::Ecdh.as_str(), key.spec));
+    if KeyAgreementAlgorithm::for_spec(key.spec()).is_empty() {
+        return Err(incompatible(KeyAgreementAlgorithm::Ecdh.as_str(), key.spec()));
     }
-    ecc::derive_shared_secret(key.spec, &key.pkcs8, peer_public_spki_der)
+    ecc::derive_shared_secret(key.spec(), key.pkcs8(), peer_public_spki_der)
 }
 
 /// One key of each spec per test binary: RSA 4096 generation takes seconds.

@@ -23,8 +23,8 @@ use tokio::sync::Notify;
 
 use kms_core::{ErrorCode, KmsError, KmsResult};
 use kms_crypto_core::asym::{
-    self, AsymError, AsymSpec, EncryptionAlgorithm, KeyAgreementAlgorithm, MessageType, PrivateKey,
-    PublicKey, SigningAlgorithm,
+    self, AsymError, AsymSpec, CheckedPkcs8, EncryptionAlgorithm, KeyAgreementAlgorithm,
+    MessageType, PrivateKey, PublicKey, SigningAlgorithm,
 };
 use kms_proto::v1 as wire;
 use prost::Message;
@@ -193,9 +193,11 @@ struct SealedPrivate {
 }
 
 impl SealedPrivate {
-    /// The parsed key (RSA parsing is bignum work: call it on the blocking pool).
-    fn key(&self) -> Result<PrivateKey, AsymError> {
-        PrivateKey::from_pkcs8_der(self.spec, &self.pkcs8).map_err(|_| AsymError::Internal)
+    /// The key as the private-key operations take it: checked when it was stored, and
+    /// sealed since, so not parsed again here (for ECC that would derive the public point,
+    /// a scalar multiplication per call).
+    fn checked(&self) -> CheckedPkcs8<'_> {
+        CheckedPkcs8 { spec: self.spec, pkcs8: &self.pkcs8 }
     }
 }
 
@@ -296,7 +298,7 @@ impl CryptoStore {
         let private = self.private_key(&r.key_id, r.material_version)?;
         let message = Zeroizing::new(r.message);
         let signature =
-            blocking(move || asym::sign(&private.key()?, algorithm, message_type, &message))
+            blocking(move || asym::sign(&private.checked(), algorithm, message_type, &message))
                 .await?;
         Ok(wire::SignResponse { signature })
     }
@@ -366,7 +368,7 @@ impl CryptoStore {
         ciphertext: Vec<u8>,
     ) -> KmsResult<Zeroizing<Vec<u8>>> {
         let private = self.private_key(key_id, version)?;
-        blocking(move || asym::rsa_decrypt(&private.key()?, algorithm, &ciphertext)).await
+        blocking(move || asym::rsa_decrypt(&private.checked(), algorithm, &ciphertext)).await
     }
 
     /// A fresh key pair; the private key sealed as a symmetric blob under `key_id` with the
@@ -405,8 +407,8 @@ impl CryptoStore {
         }
         let private = self.private_key(&r.key_id, r.material_version)?;
         // ECDH only (the library refuses RSA keys): constant-time curve arithmetic, cheap.
-        let secret = asym::derive_shared_secret(&private.key().map_err(asym_error)?, &r.public_key)
-            .map_err(asym_error)?;
+        let secret =
+            asym::derive_shared_secret(&private.checked(), &r.public_key).map_err(asym_error)?;
         Ok(wire::DeriveSharedSecretResponse { shared_secret: secret.to_vec() })
     }
 }

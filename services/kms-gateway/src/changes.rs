@@ -120,7 +120,10 @@ impl Changes {
     /// was down never arrives.
     fn apply_pending(&self) {
         let connects = self.statistics.connects.load(Ordering::Acquire);
-        if self.connects_seen.swap(connects, Ordering::AcqRel) != connects {
+        // A plain load first: the swap (a write every call would share) only on a change.
+        if self.connects_seen.load(Ordering::Acquire) != connects
+            && self.connects_seen.swap(connects, Ordering::AcqRel) != connects
+        {
             tracing::info!("reconnected to NATS; emptying the gateway's caches");
             self.cache.forget_everything();
         }

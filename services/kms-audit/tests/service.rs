@@ -548,15 +548,32 @@ async fn take_deliveries(
     taken
 }
 
+/// What each acknowledgement test starts from: a nats-server, the service's credentials
+/// and data directory (not created yet), and a bus connection.
+struct Setup {
+    nats: kms_testkit::NatsServer,
+    dir: tempfile::TempDir,
+    creds: PathBuf,
+    data: PathBuf,
+    bus: Bus,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        let nats = kms_testkit::NatsServer::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let creds = credentials(dir.path());
+        let data = dir.path().join("audit");
+        let bus = Bus::connect(&nats.url(), Duration::from_secs(5)).await.unwrap();
+        Self { nats, dir, creds, data, bus }
+    }
+}
+
 #[tokio::test]
 async fn groups_are_acknowledged_with_one_cumulative_ack_each() {
     use futures::StreamExt;
     const N: u32 = 100;
-    let nats = kms_testkit::NatsServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = credentials(dir.path());
-    let data = dir.path().join("audit");
-    let bus = Bus::connect(&nats.url(), Duration::from_secs(5)).await.unwrap();
+    let Setup { nats, dir: _dir, creds, data, bus } = Setup::start().await;
     publish(&bus, 0..N).await;
     // Every ack the service publishes for its consumer, seen by a plain subscriber.
     let mut acks = bus
@@ -594,11 +611,7 @@ async fn groups_are_acknowledged_with_one_cumulative_ack_each() {
 #[tokio::test]
 async fn an_explicit_ack_consumer_is_replaced_without_losing_or_repeating_an_event() {
     use async_nats::jetstream::consumer::{self, AckPolicy};
-    let nats = kms_testkit::NatsServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = credentials(dir.path());
-    let data = dir.path().join("audit");
-    let bus = Bus::connect(&nats.url(), Duration::from_secs(5)).await.unwrap();
+    let Setup { nats, dir: _dir, creds, data, bus } = Setup::start().await;
     publish(&bus, 0..10).await;
 
     // A previous version's consumer (explicit acks) and store: stream sequences 1-4 and 6
@@ -641,11 +654,7 @@ async fn an_explicit_ack_consumer_is_replaced_without_losing_or_repeating_an_eve
 #[tokio::test]
 async fn deliveries_a_previous_run_left_unacknowledged_are_stored_before_anything_is_acked() {
     use async_nats::jetstream::consumer;
-    let nats = kms_testkit::NatsServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = credentials(dir.path());
-    let data = dir.path().join("audit");
-    let bus = Bus::connect(&nats.url(), Duration::from_secs(5)).await.unwrap();
+    let Setup { nats, dir: _dir, creds, data, bus } = Setup::start().await;
     publish(&bus, 0..10).await;
 
     // A previous run of the service (same consumer settings) had 1-5 prefetched, unstored,
@@ -673,11 +682,7 @@ async fn deliveries_a_previous_run_left_unacknowledged_are_stored_before_anythin
 #[tokio::test]
 async fn a_delivery_the_service_never_saw_is_not_covered_by_its_acks() {
     use async_nats::jetstream::consumer;
-    let nats = kms_testkit::NatsServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = credentials(dir.path());
-    let data = dir.path().join("audit");
-    let bus = Bus::connect(&nats.url(), Duration::from_secs(5)).await.unwrap();
+    let Setup { nats, dir: _dir, creds, data, bus } = Setup::start().await;
     publish(&bus, 0..3).await;
     let audit = Audit::start(&nats.url(), &data, &creds).await;
     wait_acked(&bus, 3).await;

@@ -10,7 +10,10 @@
 #      uniform over every stored key (with many keys, mostly first use: gateway cache
 #      misses) and over a hot set of the first $SCALE_HOT_KEYS keys, warmed first (the same
 #      keys at every size), and how long creating the keys took (keys/s);
-#   3. audit-scale: LookupEvents over $AUDIT_EVENTS events in an audit store.
+#   3. services: the same load (without the peer) against the five service binaries
+#      (kms-gateway, kms-crypto, kms-policy, kms-metadata, kms-audit), each its own process
+#      as in Kubernetes, for the RSS and CPU of each service at rest and under load;
+#   4. audit-scale: LookupEvents over $AUDIT_EVENTS events in an audit store.
 # Keys are created $CREATE_CONCURRENCY at a time (the sled deadlock that once forced one at
 # a time is fixed). Measured on two shared cores: symmetric CreateKey ~500/s on a fresh
 # store, falling to ~360/s as it fills (100,000 keys in ~4.5 min); the load setup for
@@ -18,7 +21,9 @@
 # DURATION=2 SKIP_MOTO=1 SKIP_AUDIT=1 the whole run takes ~8 min.
 # The audit store of 1,000,000 events takes ~5 GB of disk and ~4 min to load.
 # Appends everything to $REPORT. Shorter runs: DURATION=2 SPREAD=2000 SCALE_SIZES=1000,20000
-# AUDIT_EVENTS=100000; SKIP_MOTO=1, SKIP_SCALE=1, SKIP_AUDIT=1 leave parts out.
+# AUDIT_EVENTS=100000; SKIP_LOAD=1, SKIP_MOTO=1, SKIP_SCALE=1, SKIP_SERVICES=1, SKIP_AUDIT=1 leave
+# parts out.
+# The services phase adds ~4 min (its own setup of $SPREAD keys, then the workloads).
 set -euo pipefail
 
 DURATION=${DURATION:-5}
@@ -46,8 +51,12 @@ BIN=${CARGO_TARGET_DIR:-target}/$PROFILE
 # Another build of the server (e.g. an older commit's, for before/after figures).
 KMS_SERVER_BIN=${KMS_SERVER_BIN:-$BIN/kms-server}
 
-[ "$PROFILE" = release ] && cargo build --release -p kms-server -p kms-bench
-[ "$PROFILE" = debug ] && cargo build -p kms-server -p kms-bench
+# Per-service binaries: $BIN/kms-gateway ... (the services phase).
+SERVICES=(kms-gateway kms-crypto kms-policy kms-metadata kms-audit)
+packages=(-p kms-server -p kms-bench)
+[ -z "${SKIP_SERVICES:-}" ] && for s in "${SERVICES[@]}"; do packages+=(-p "$s"); done
+[ "$PROFILE" = release ] && cargo build --release "${packages[@]}"
+[ "$PROFILE" = debug ] && cargo build "${packages[@]}"
 mkdir -p "$(dirname "$REPORT")"
 work=$(mktemp -d "${TMPDIR:-/tmp}/kms-bench.XXXXXX")
 pids=()
@@ -106,6 +115,58 @@ stop_system() {
   stop_pid "$NATS_PID"
 }
 
+# Starts nats-server and the five service binaries, each its own process as in Kubernetes,
+# on a fresh data directory $1 laid out as kms-server's (`dev-init` writes the root key,
+# credentials, identity policies and session key); waits for every /readyz; sets
+# ENDPOINT, SUT_PIDS (the services, then nats-server), CREDENTIALS, SERVICE_PIDS.
+start_services() {
+  local dir=$1 nats_port listen nats_url s pid port
+  nats_port=$(free_port)
+  listen=127.0.0.1:$(free_port)
+  nats_url=nats://127.0.0.1:$nats_port
+  mkdir -p "$dir"
+  nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 &
+  NATS_PID=$!
+  pids+=("$NATS_PID")
+  "$KMS_SERVER_BIN" dev-init --data-dir "$dir" --endpoint "http://$listen" >/dev/null
+  SERVICE_PIDS=()
+  local ports=()
+  for s in "${SERVICES[@]}"; do
+    local args=()
+    case $s in
+      kms-gateway) args=(--listen "$listen" --credentials-file "$dir/credentials.json"
+                         --session-key-file "$dir/session-key.hex") ;;
+      kms-crypto) args=(--crypto-data-dir "$dir/crypto" --root-key-file "$dir/root-key.hex") ;;
+      kms-policy) args=(--policy-data-dir "$dir/policy" --policy-bootstrap-file "$dir/identity-policies.json") ;;
+      kms-metadata) args=(--metadata-data-dir "$dir/metadata") ;;
+      kms-audit) args=(--audit-data-dir "$dir/audit") ;;
+    esac
+    port=$(free_port)
+    ports+=("$port")
+    RUST_LOG=${RUST_LOG:-warn} "$BIN/$s" "${args[@]}" --nats-url "$nats_url" --health-listen "127.0.0.1:$port" \
+      >"$dir/$s.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    SERVICE_PIDS+=("$pid")
+  done
+  for i in "${!SERVICES[@]}"; do
+    for _ in $(seq 1 300); do
+      curl -sf "http://127.0.0.1:${ports[i]}/readyz" >/dev/null 2>&1 && break
+      alive "${SERVICE_PIDS[i]}" || { echo "${SERVICES[i]} exited: $(tail -5 "$dir/${SERVICES[i]}.log")" >&2; exit 1; }
+      sleep 0.1
+    done
+  done
+  ENDPOINT=http://$listen
+  SUT_PIDS=$(IFS=,; echo "${SERVICE_PIDS[*]},$NATS_PID")
+  CREDENTIALS=$dir/credentials.json
+}
+
+# Each service before nats-server, the gateway (the front) first.
+stop_services() {
+  for pid in "${SERVICE_PIDS[@]}"; do stop_pid "$pid"; done
+  stop_pid "$NATS_PID"
+}
+
 {
   echo
   echo "## $(date -u +%Y-%m-%dT%H:%M:%SZ) — $(nproc) cores $(uname -m), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -113,30 +174,32 @@ stop_system() {
   echo "Command: \`make bench\` (DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY OPEN_RATES=$OPEN_RATES SPREAD=$SPREAD PEER_SPREAD=$PEER_SPREAD SCALE_SIZES=$SCALE_SIZES SCALE_HOT_KEYS=$SCALE_HOT_KEYS CREATE_CONCURRENCY=$CREATE_CONCURRENCY AUDIT_EVENTS=$AUDIT_EVENTS AUDIT_RATE=$AUDIT_RATE PROFILE=$PROFILE); git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 } >>"$REPORT"
 
-start_system "$work/load"
-peer=()
-if [ -z "${SKIP_MOTO:-}" ]; then
-  if [ ! -x "$VENV/bin/moto_server" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+if [ -z "${SKIP_LOAD:-}" ]; then
+  start_system "$work/load"
+  peer=()
+  if [ -z "${SKIP_MOTO:-}" ]; then
+    if [ ! -x "$VENV/bin/moto_server" ]; then
+      python3 -m venv "$VENV"
+      "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+    fi
+    moto_port=$(free_port)
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+    moto_pid=$!
+    pids+=("$moto_pid")
+    for _ in $(seq 1 100); do
+      curl -sf "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    peer=(--peer-endpoint "http://127.0.0.1:$moto_port" --peer-pids "$moto_pid" --peer-spread "$PEER_SPREAD"
+          --peer-label "moto $("$VENV/bin/pip" show moto 2>/dev/null | awk '/^Version/{print $2}') (Python emulator: no authentication, no audit)")
   fi
-  moto_port=$(free_port)
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
-  moto_pid=$!
-  pids+=("$moto_pid")
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  peer=(--peer-endpoint "http://127.0.0.1:$moto_port" --peer-pids "$moto_pid" --peer-spread "$PEER_SPREAD"
-        --peer-label "moto $("$VENV/bin/pip" show moto 2>/dev/null | awk '/^Version/{print $2}') (Python emulator: no authentication, no audit)")
+  "$BIN/kms-bench" load --endpoint "$ENDPOINT" --credentials-file "$CREDENTIALS" --pids "$SUT_PIDS" \
+    --label "kms (kms-server + nats-server)" "${peer[@]}" --concurrency "$CONCURRENCY" --open-rates "$OPEN_RATES" \
+    --warmup "$WARMUP" --duration "$DURATION" --spread "$SPREAD" --workloads "$WORKLOADS" \
+    --create-concurrency "$CREATE_CONCURRENCY" --out "$REPORT"
+  [ -n "${moto_pid:-}" ] && kill "$moto_pid" 2>/dev/null || true
+  stop_system
 fi
-"$BIN/kms-bench" load --endpoint "$ENDPOINT" --credentials-file "$CREDENTIALS" --pids "$SUT_PIDS" \
-  --label "kms (kms-server + nats-server)" "${peer[@]}" --concurrency "$CONCURRENCY" --open-rates "$OPEN_RATES" \
-  --warmup "$WARMUP" --duration "$DURATION" --spread "$SPREAD" --workloads "$WORKLOADS" \
-  --create-concurrency "$CREATE_CONCURRENCY" --out "$REPORT"
-[ -n "${moto_pid:-}" ] && kill "$moto_pid" 2>/dev/null || true
-stop_system
 
 if [ -z "${SKIP_SCALE:-}" ]; then
   start_system "$work/scale"
@@ -144,6 +207,15 @@ if [ -z "${SKIP_SCALE:-}" ]; then
     --label "kms (kms-server + nats-server)" --sizes "$SCALE_SIZES" --rate "$SCALE_RATE" --duration "$DURATION" \
     --hot-keys "$SCALE_HOT_KEYS" --create-concurrency "$CREATE_CONCURRENCY" --out "$REPORT"
   stop_system
+fi
+
+if [ -z "${SKIP_SERVICES:-}" ]; then
+  start_services "$work/services"
+  "$BIN/kms-bench" load --endpoint "$ENDPOINT" --credentials-file "$CREDENTIALS" --pids "$SUT_PIDS" \
+    --label "kms (five service processes + nats-server)" --concurrency "$CONCURRENCY" --open-rates "$OPEN_RATES" \
+    --warmup "$WARMUP" --duration "$DURATION" --spread "$SPREAD" --workloads "$WORKLOADS" \
+    --create-concurrency "$CREATE_CONCURRENCY" --out "$REPORT"
+  stop_services
 fi
 
 if [ -z "${SKIP_AUDIT:-}" ]; then

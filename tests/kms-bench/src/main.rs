@@ -190,6 +190,23 @@ fn rss_line(label: &str, pids: &[u32], when: &str) -> String {
     )
 }
 
+/// Where the CPU of the system under test went during the measurements (warm-ups
+/// included): each process's seconds and share, from `before` (as `pids`) to now.
+fn cpu_shares_line(label: &str, pids: &[u32], before: &[f64]) -> String {
+    let used: Vec<f64> =
+        pids.iter().zip(before).map(|(p, b)| (procfs::cpu_seconds(*p) - b).max(0.0)).collect();
+    let total: f64 = used.iter().sum();
+    if pids.is_empty() || total <= 0.0 {
+        return format!("- {label}, CPU of each process under load: not measured\n");
+    }
+    let parts: Vec<String> = pids
+        .iter()
+        .zip(&used)
+        .map(|(p, u)| format!("{} {u:.1} s ({:.0} %)", procfs::name(*p), u / total * 100.0))
+        .collect();
+    format!("- {label}, CPU of each process under load: {}\n", parts.join(", "))
+}
+
 /// Samples the largest RSS of `pids` until the returned sender is dropped.
 fn rss_sampler(
     pids: Vec<u32>,
@@ -237,6 +254,7 @@ async fn measure_target(
     ));
     report.push_str(&rss_line(&target.label, &target.pids, "at rest (keys created)"));
     let (stop, sampler) = rss_sampler(target.pids.clone());
+    let cpu_before: Vec<f64> = target.pids.iter().map(|p| procfs::cpu_seconds(*p)).collect();
     let mut rows = Vec::new();
     let closed = Mode::Closed { concurrency: args.concurrency };
     for (workload, keys, pick) in &prepared {
@@ -294,6 +312,7 @@ async fn measure_target(
         .map(|(p, m)| format!("{} {m:.0} MiB", procfs::name(*p)))
         .collect();
     report.push_str(&format!("- {}, largest RSS under load: {}\n", target.label, parts.join(", ")));
+    report.push_str(&cpu_shares_line(&target.label, &target.pids, &cpu_before));
     Ok(rows)
 }
 

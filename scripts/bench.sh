@@ -9,7 +9,9 @@
 #   2. scale: Encrypt and DescribeKey latency with $SCALE_SIZES keys stored (fresh system),
 #      uniform over every stored key (with many keys, mostly first use: gateway cache
 #      misses) and over a hot set of the first $SCALE_HOT_KEYS keys, warmed first (the same
-#      keys at every size), and how long creating the keys took (keys/s);
+#      keys at every size), and how long creating the keys took (keys/s); then the hot set
+#      on a second system storing only those keys and on the first at the largest size,
+#      measured in turn (the same moments of a noisy machine on both sides);
 #   3. services: the same load (without the peer) against the five service binaries
 #      (kms-gateway, kms-crypto, kms-policy, kms-metadata, kms-audit), each its own process
 #      as in Kubernetes, for the RSS and CPU of each service at rest and under load;
@@ -202,10 +204,17 @@ if [ -z "${SKIP_LOAD:-}" ]; then
 fi
 
 if [ -z "${SKIP_SCALE:-}" ]; then
+  # The reference: a second system that stores only the hot set, measured in turn with
+  # the first at the largest size.
+  start_system "$work/scale-reference"
+  ref=(--reference-endpoint "$ENDPOINT" --reference-credentials-file "$CREDENTIALS" --reference-pids "$SUT_PIDS")
+  ref_kms=$KMS_PID ref_nats=$NATS_PID
   start_system "$work/scale"
   "$BIN/kms-bench" scale --endpoint "$ENDPOINT" --credentials-file "$CREDENTIALS" --pids "$SUT_PIDS" \
     --label "kms (kms-server + nats-server)" --sizes "$SCALE_SIZES" --rate "$SCALE_RATE" --duration "$DURATION" \
-    --hot-keys "$SCALE_HOT_KEYS" --create-concurrency "$CREATE_CONCURRENCY" --out "$REPORT"
+    --hot-keys "$SCALE_HOT_KEYS" --create-concurrency "$CREATE_CONCURRENCY" "${ref[@]}" --out "$REPORT"
+  stop_system
+  KMS_PID=$ref_kms NATS_PID=$ref_nats
   stop_system
 fi
 

@@ -126,6 +126,18 @@ struct ScaleArgs {
     /// gateway's caches are warm; 0: no hot-set rows.
     #[arg(long, default_value_t = 1000)]
     hot_keys: usize,
+    /// A second system (fresh, as the first) that stores only the smallest size: its hot
+    /// set is measured in turn with the first system's at the largest size, so that both
+    /// sides of the comparison see the same moments of a noisy machine.
+    #[arg(long)]
+    reference_endpoint: Option<String>,
+    #[arg(long)]
+    reference_credentials_file: Option<PathBuf>,
+    #[arg(long, value_delimiter = ',')]
+    reference_pids: Vec<u32>,
+    /// Rounds of the interleaved comparison (each measures both systems once).
+    #[arg(long, default_value_t = 4)]
+    reference_rounds: usize,
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -429,6 +441,7 @@ const SCALE_OPS: [(&str, &str, BodyOf); 2] = [
 async fn scale_run(
     endpoint: &Endpoint,
     args: &ScaleArgs,
+    pids: &[u32],
     keys: &[String],
     used: &mut [bool],
     target: &'static str,
@@ -454,8 +467,7 @@ async fn scale_run(
         })
     };
     let mode = Mode::Open { rate: args.rate, connections: 64 };
-    let o = load::run(endpoint, pick, mode, Duration::ZERO, secs(args.duration), &args.system.pids)
-        .await;
+    let o = load::run(endpoint, pick, mode, Duration::ZERO, secs(args.duration), pids).await;
     for (u, s) in used.iter_mut().zip(seen.iter()) {
         *u = s.load(Ordering::Relaxed);
     }
@@ -469,6 +481,113 @@ fn fmt_change(a: f64, b: f64) -> String {
     } else {
         format!("{:+.0}%", (b / a - 1.0) * 100.0)
     }
+}
+
+/// The reference system of `scale`, when one was given.
+fn reference_target(args: &ScaleArgs) -> Option<Target> {
+    args.reference_endpoint.as_ref().map(|endpoint| Target {
+        endpoint: endpoint.clone(),
+        credentials_file: args.reference_credentials_file.clone(),
+        pids: args.reference_pids.clone(),
+        region: args.system.region.clone(),
+        label: "reference".to_owned(),
+    })
+}
+
+/// The median of `values` (NaN when empty).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Encrypt over a warmed hot set of `large_hot.len()` keys, measured in turn on the
+/// reference system (storing `--sizes`' smallest) and on the scale system (its largest),
+/// the order swapped every round: run-to-run drift on a shared machine is as large as the
+/// 10 % target, and alternating puts both sides in the same moments. Reports each
+/// round and the median of the rounds' changes.
+async fn interleaved_hot_set(
+    args: &ScaleArgs,
+    reference: &Target,
+    large: &Endpoint,
+    large_hot: &[String],
+) -> anyhow::Result<String> {
+    let (small, _) = connect(reference)?;
+    wait_ready(&small).await?;
+    let hot = large_hot.len();
+    let smallest = args.sizes.iter().copied().min().unwrap_or(hot).max(hot);
+    let mut small_hot = workloads::create_keys(
+        &small,
+        smallest,
+        args.create_concurrency,
+        "scale: reference CreateKey",
+        |_| json!({"Description": "scale"}),
+    )
+    .await?;
+    small_hot.truncate(hot);
+    procfs::settle(&reference.pids, 0.05, Duration::from_secs(120)).await;
+    let (name, target, body) = SCALE_OPS[0];
+    for (endpoint, keys) in [(&small, &small_hot), (large, &large_hot.to_vec())] {
+        let keys: std::sync::Arc<[String]> = keys.as_slice().into();
+        load::setup_calls(endpoint, hot, args.create_concurrency, None, move |i| {
+            (target, body(&keys[i]))
+        })
+        .await
+        .with_context(|| format!("warming the hot set ({name})"))?;
+    }
+    let largest = args.sizes.iter().copied().max().unwrap_or(0);
+    let mut text = format!(
+        "\n#### hot set interleaved: {name} over {hot} warmed keys, {} s per run, on a system \
+         storing {smallest} keys and on one storing {largest}, measured in turn\n\n\
+         | round | order | {smallest} stored p50 ms | {smallest} stored p99 ms | {largest} stored p50 ms | {largest} stored p99 ms | change of p50 |\n\
+         |---:|---|---:|---:|---:|---:|---:|\n",
+        args.duration
+    );
+    let mut changes = Vec::new();
+    let mut used = vec![true; hot];
+    for round in 0..args.reference_rounds {
+        let small_first = round % 2 == 0;
+        let mut outcomes = [None, None];
+        for side in if small_first { [0, 1] } else { [1, 0] } {
+            let (endpoint, pids, keys) = if side == 0 {
+                (&small, &reference.pids, small_hot.as_slice())
+            } else {
+                (large, &args.system.pids, large_hot)
+            };
+            let (o, _, _) = scale_run(endpoint, args, pids, keys, &mut used, target, body).await;
+            outcomes[side] = Some(o);
+        }
+        let [Some(s), Some(l)] = outcomes else { unreachable!("both sides ran") };
+        let (sp, lp) = (s.permille_ms(500), l.permille_ms(500));
+        if sp > 0.0 && lp.is_finite() {
+            changes.push((lp / sp - 1.0) * 100.0);
+        }
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            round + 1,
+            if small_first { "small first" } else { "large first" },
+            fmt_ms(sp),
+            fmt_ms(s.permille_ms(990)),
+            fmt_ms(lp),
+            fmt_ms(l.permille_ms(990)),
+            fmt_change(sp, lp)
+        ));
+        if s.errors + l.errors > 0 {
+            text.push_str(&format!(
+                "| | errors: {} (small), {} (large) | | | | | |\n",
+                s.errors, l.errors
+            ));
+        }
+    }
+    let rounds = changes.len();
+    text.push_str(&format!(
+        "\nMedian change of {name} p50 over {rounds} interleaved rounds, {largest} vs {smallest} keys stored: {:+.0}%.\n",
+        median(&mut changes)
+    ));
+    Ok(text)
 }
 
 async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
@@ -552,6 +671,7 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
                 let (o, sent, first) = scale_run(
                     &endpoint,
                     &args,
+                    &args.system.pids,
                     &keys[range.clone()],
                     &mut used[op][range.clone()],
                     target,
@@ -620,6 +740,13 @@ async fn scale_command(args: ScaleArgs) -> anyhow::Result<()> {
                 lo_u.1,
                 hi_u.1,
             ));
+        }
+    }
+    if let Some(reference) = reference_target(&args) {
+        if hot_set > 0 && keys.len() > hot_set {
+            report.push_str(
+                &interleaved_hot_set(&args, &reference, &endpoint, &keys[..hot_set]).await?,
+            );
         }
     }
     report.push_str(&creation);

@@ -94,11 +94,6 @@ macro_rules! curve {
                 PublicKey::from_public_key_der(der).map_err(|_| AsymError::InvalidKeyMaterial)
             }
 
-            pub(in crate::asym) fn secret_key(pkcs8: &[u8]) -> Result<SecretKey, AsymError> {
-                // Checked when the `PrivateKey` was built: failing here is internal.
-                SecretKey::from_pkcs8_der(pkcs8).map_err(|_| AsymError::Internal)
-            }
-
             /// A DER-encoded ECDSA signature of `prehash`, hedged with the operating
             /// system's randomness.
             pub(in crate::asym) fn sign(
@@ -106,6 +101,23 @@ macro_rules! curve {
                 prehash: &[u8],
             ) -> Result<Vec<u8>, AsymError> {
                 sign_with_rng(pkcs8, prehash, &mut OsRng)
+            }
+
+            /// The secret key of PKCS#8 DER checked when the `PrivateKey` was built, for
+            /// Sign and ECDH: the curve's OIDs and the SEC1 `ECPrivateKey` are read as
+            /// [`SecretKey::from_pkcs8_der`] reads them, but the public point the
+            /// `ECPrivateKey` embeds is not compared with one derived from the scalar (a
+            /// scalar multiplication that `from_pkcs8_der` does on every call; the check was
+            /// made when the key was built). A malformed key is an internal error.
+            pub(in crate::asym) fn secret_key(pkcs8: &[u8]) -> Result<SecretKey, AsymError> {
+                use $krate::pkcs8::{AssociatedOid, PrivateKeyInfo};
+                let info = PrivateKeyInfo::try_from(pkcs8).map_err(|_| AsymError::Internal)?;
+                info.algorithm
+                    .assert_oids(ecdsa::elliptic_curve::ALGORITHM_OID, $curve::OID)
+                    .map_err(|_| AsymError::Internal)?;
+                let sec1 = sec1::EcPrivateKey::try_from(info.private_key)
+                    .map_err(|_| AsymError::Internal)?;
+                SecretKey::from_slice(sec1.private_key).map_err(|_| AsymError::Internal)
             }
 
             /// [`sign`] with the randomness from `rng` (tests inject a fixed one). A

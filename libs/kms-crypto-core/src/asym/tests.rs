@@ -478,6 +478,16 @@ macro_rules! ecdsa_reference {
                 verifier.verify_prehash(prehash, &signature).is_ok()
             }
 
+            /// The scalar as `ecc` reads stored PKCS#8, and as the crate does (which also
+            /// checks the embedded public point).
+            pub(super) fn secret_scalars(
+                pkcs8: &[u8],
+            ) -> (Result<Vec<u8>, super::AsymError>, Option<Vec<u8>>) {
+                let ours = super::ecc::$module::secret_key(pkcs8).map(|k| k.to_bytes().to_vec());
+                let theirs = SecretKey::from_pkcs8_der(pkcs8).ok().map(|k| k.to_bytes().to_vec());
+                (ours, theirs)
+            }
+
             pub(super) fn is_low_s(der: &[u8]) -> bool {
                 Signature::from_der(der).unwrap().normalize_s().is_none()
             }
@@ -494,6 +504,7 @@ ecdsa_reference!(ref_k256, secg_p256k1, k256, EccSecgP256k1);
 
 type NewSign = fn(&[u8], &[u8], &mut rand::rngs::StdRng) -> Result<Vec<u8>, AsymError>;
 type CrateSign = fn(&[u8], &[u8], &mut rand::rngs::StdRng) -> Option<Vec<u8>>;
+type SecretScalars = fn(&[u8]) -> (Result<Vec<u8>, AsymError>, Option<Vec<u8>>);
 type ProductionSign = fn(&[u8], &[u8]) -> Result<Vec<u8>, AsymError>;
 
 struct EcdsaReference {
@@ -506,6 +517,7 @@ struct EcdsaReference {
     old_sign: fn(&[u8], &[u8]) -> Option<Vec<u8>>,
     crate_verify: fn(&[u8], &[u8], &[u8]) -> bool,
     is_low_s: fn(&[u8]) -> bool,
+    secret_scalars: SecretScalars,
 }
 
 macro_rules! reference {
@@ -519,6 +531,7 @@ macro_rules! reference {
             old_sign: |pkcs8, prehash| $name::crate_sign(pkcs8, prehash, &mut rand::rngs::OsRng),
             crate_verify: $name::crate_verify,
             is_low_s: $name::is_low_s,
+            secret_scalars: $name::secret_scalars,
         }
     };
 }
@@ -634,6 +647,58 @@ fn ecdsa_sign_speed() {
             old.iter().map(|r| *r as u64).collect::<Vec<_>>(),
             median(&mut new),
             new.iter().map(|r| *r as u64).collect::<Vec<_>>(),
+        );
+    }
+}
+
+#[test]
+fn stored_ecc_pkcs8_reads_as_the_crate_reads_it() {
+    for reference in ecdsa_references() {
+        let spec = reference.spec;
+        let key = fixture(spec);
+        let pkcs8 = key.pkcs8_der();
+        let (ours, theirs) = (reference.secret_scalars)(pkcs8);
+        assert_eq!(ours.unwrap(), theirs.unwrap(), "{}", spec.as_str());
+
+        // Not PKCS#8 of this curve: an internal error, never a panic.
+        let mut trailing = pkcs8.to_vec();
+        trailing.push(0);
+        let mut bad = vec![
+            Vec::new(),
+            b"junk".to_vec(),
+            pkcs8[..pkcs8.len() - 1].to_vec(),
+            trailing,
+            public_key_der(key),
+            fixture(AsymSpec::Rsa2048).pkcs8_der().to_vec(),
+        ];
+        for other in AsymSpec::ALL {
+            if other != spec && !other.is_rsa() {
+                bad.push(fixture(other).pkcs8_der().to_vec());
+            }
+        }
+        for (i, der) in bad.iter().enumerate() {
+            let (ours, theirs) = (reference.secret_scalars)(der);
+            assert_eq!(ours, Err(AsymError::Internal), "{} #{i}", spec.as_str());
+            assert_eq!(theirs, None, "{} #{i}", spec.as_str());
+        }
+
+        // Sign skips the check of the public point embedded in the PKCS#8, so the check
+        // when a key is built must refuse a point that is not the scalar's.
+        let point = |key: &PrivateKey| {
+            let spki = public_key_der(key);
+            let len = 1 + 2 * reference.field_bytes;
+            spki[spki.len() - len..].to_vec()
+        };
+        let other = generate(spec).unwrap();
+        let (mine, theirs) = (point(key), point(&other));
+        let at = pkcs8.windows(mine.len()).position(|w| w == mine.as_slice()).unwrap();
+        let mut swapped = pkcs8.to_vec();
+        swapped[at..at + mine.len()].copy_from_slice(&theirs);
+        assert_eq!(
+            PrivateKey::from_pkcs8_der(spec, &swapped).err(),
+            Some(AsymError::InvalidKeyMaterial),
+            "{}",
+            spec.as_str()
         );
     }
 }

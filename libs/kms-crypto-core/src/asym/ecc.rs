@@ -4,7 +4,14 @@
 //!
 //! Every curve gets the same functions from one macro, so the four cannot drift apart.
 //! Signing is prehash signing: the caller hands over the digest (its own for DIGEST, ours
-//! of the message for RAW), and the nonce is RFC 6979 hedged with fresh randomness.
+//! of the message for RAW). It signs with the secret scalar through `ecdsa`'s hazmat
+//! primitives, exactly as the curve crates' `SigningKey::sign_prehash_with_rng` does but
+//! without deriving the public point first (a scalar multiplication per Sign): the digest
+//! becomes a field element with `bits2field` (at least half the field size; a longer one
+//! is truncated, a shorter one left-padded), and the nonce is RFC 6979 hedged with a field
+//! size of fresh randomness, except on P-521, where `p521` 0.13 draws the nonce uniformly
+//! at random (it has no RFC 6979 for P-521) and so do we. `k256` normalises `s` to the low
+//! half when it signs; the others leave it as computed.
 //! Verification accepts both `s` and `n - s`: standard ECDSA does, and so must we for
 //! signatures made by other tools (`k256` alone refuses a high `s`, a Bitcoin rule, so the
 //! signature is normalised first).
@@ -17,17 +24,43 @@ use super::AsymError;
 /// (PKCS#8 DER, SubjectPublicKeyInfo DER).
 pub(super) type KeyPairDer = (Zeroizing<Vec<u8>>, Vec<u8>);
 
+/// The ECDSA nonce of `d`'s signature of `z`, drawn from `rng` as the curve crate's
+/// `SigningKey::sign_prehash_with_rng` draws it. `rfc6979`: RFC 6979 with the curve's
+/// digest and a field size of `rng` output as additional data. `random`: a uniformly random
+/// scalar (`p521` 0.13).
+macro_rules! sign_scalar {
+    (rfc6979, $krate:ident, $curve:ident, $d:expr, $z:expr, $rng:expr) => {{
+        let mut ad = Zeroizing::new($krate::FieldBytes::default());
+        $rng.fill_bytes(&mut ad);
+        type Digest = <$krate::$curve as ecdsa::hazmat::DigestPrimitive>::Digest;
+        ecdsa::hazmat::SignPrimitive::<$krate::$curve>::try_sign_prehashed_rfc6979::<Digest>(
+            $d,
+            $z,
+            &ad[..],
+        )
+        .map(|(signature, _)| signature)
+    }};
+    (random, $krate:ident, $curve:ident, $d:expr, $z:expr, $rng:expr) => {{
+        use ecdsa::elliptic_curve::Field;
+        let k = Zeroizing::new($krate::Scalar::random(&mut *$rng));
+        ecdsa::hazmat::sign_prehashed::<$krate::$curve, $krate::Scalar>($d, *k, $z)
+            .map(|(signature, _)| signature)
+    }};
+}
+
 macro_rules! curve {
-    ($module:ident, $krate:ident) => {
+    ($module:ident, $krate:ident, $curve:ident, $nonce:ident) => {
         pub(super) mod $module {
             use rand::rngs::OsRng;
+            use rand::CryptoRng;
+            use rand::RngCore;
             use zeroize::Zeroizing;
-            use $krate::ecdsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
-            use $krate::ecdsa::{Signature, SigningKey, VerifyingKey};
+            use $krate::ecdsa::signature::hazmat::PrehashVerifier;
+            use $krate::ecdsa::{Signature, VerifyingKey};
             use $krate::pkcs8::{
                 DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey,
             };
-            use $krate::{PublicKey, SecretKey};
+            use $krate::{$curve, PublicKey, Scalar, SecretKey};
 
             use super::KeyPairDer;
             use crate::asym::AsymError;
@@ -61,21 +94,46 @@ macro_rules! curve {
                 PublicKey::from_public_key_der(der).map_err(|_| AsymError::InvalidKeyMaterial)
             }
 
-            pub(in crate::asym) fn secret_key(pkcs8: &[u8]) -> Result<SecretKey, AsymError> {
-                // Checked when the `PrivateKey` was built: failing here is internal.
-                SecretKey::from_pkcs8_der(pkcs8).map_err(|_| AsymError::Internal)
-            }
-
-            /// A DER-encoded ECDSA signature of `prehash`.
+            /// A DER-encoded ECDSA signature of `prehash`, hedged with the operating
+            /// system's randomness.
             pub(in crate::asym) fn sign(
                 pkcs8: &[u8],
                 prehash: &[u8],
             ) -> Result<Vec<u8>, AsymError> {
+                sign_with_rng(pkcs8, prehash, &mut OsRng)
+            }
+
+            /// The secret key of PKCS#8 DER checked when the `PrivateKey` was built, for
+            /// Sign and ECDH: the curve's OIDs and the SEC1 `ECPrivateKey` are read as
+            /// [`SecretKey::from_pkcs8_der`] reads them, but the public point the
+            /// `ECPrivateKey` embeds is not compared with one derived from the scalar (a
+            /// scalar multiplication that `from_pkcs8_der` does on every call; the check was
+            /// made when the key was built). A malformed key is an internal error.
+            pub(in crate::asym) fn secret_key(pkcs8: &[u8]) -> Result<SecretKey, AsymError> {
+                use $krate::pkcs8::{AssociatedOid, PrivateKeyInfo};
+                let info = PrivateKeyInfo::try_from(pkcs8).map_err(|_| AsymError::Internal)?;
+                info.algorithm
+                    .assert_oids(ecdsa::elliptic_curve::ALGORITHM_OID, $curve::OID)
+                    .map_err(|_| AsymError::Internal)?;
+                let sec1 = sec1::EcPrivateKey::try_from(info.private_key)
+                    .map_err(|_| AsymError::Internal)?;
+                SecretKey::from_slice(sec1.private_key).map_err(|_| AsymError::Internal)
+            }
+
+            /// [`sign`] with the randomness from `rng` (tests inject a fixed one). A
+            /// digest shorter than half the field size is an internal error, as it was
+            /// with `SigningKey` (the caller checks digest lengths first).
+            pub(in crate::asym) fn sign_with_rng(
+                pkcs8: &[u8],
+                prehash: &[u8],
+                rng: &mut (impl CryptoRng + RngCore),
+            ) -> Result<Vec<u8>, AsymError> {
                 let secret = secret_key(pkcs8)?;
-                let scalar = Zeroizing::new(secret.to_bytes());
-                let signer = SigningKey::from_bytes(&scalar).map_err(|_| AsymError::Internal)?;
-                let signature: Signature = signer
-                    .sign_prehash_with_rng(&mut OsRng, prehash)
+                // `SecretKey` zeroizes on drop; this copy of its scalar too.
+                let d: Zeroizing<Scalar> = Zeroizing::new(*secret.to_nonzero_scalar());
+                let z = ecdsa::hazmat::bits2field::<$curve>(prehash)
+                    .map_err(|_| AsymError::Internal)?;
+                let signature: Signature = sign_scalar!($nonce, $krate, $curve, &*d, &z, rng)
                     .map_err(|_| AsymError::Internal)?;
                 Ok(signature.to_der().as_bytes().to_vec())
             }
@@ -99,10 +157,10 @@ macro_rules! curve {
     };
 }
 
-curve!(nist_p256, p256);
-curve!(nist_p384, p384);
-curve!(nist_p521, p521);
-curve!(secg_p256k1, k256);
+curve!(nist_p256, p256, NistP256, rfc6979);
+curve!(nist_p384, p384, NistP384, rfc6979);
+curve!(nist_p521, p521, NistP521, random);
+curve!(secg_p256k1, k256, Secp256k1, rfc6979);
 
 /// ECDH: the x-coordinate of the shared point (what AWS DeriveSharedSecret returns, the
 /// "raw" secret, no KDF applied). The peer key must be a valid point on the same curve.

@@ -429,3 +429,276 @@ fn nothing_secret_is_shown() {
         assert!(!text.contains("AAAA") && !text.contains("41"), "{text}");
     }
 }
+
+/// Per curve: the curve crate's own ways to sign and verify, independent of `ecc`.
+/// `crate_sign` is what `ecc::sign` did before it signed with the scalar directly: the
+/// crate's `SigningKey` from the PKCS#8, `sign_prehash_with_rng`.
+macro_rules! ecdsa_reference {
+    ($name:ident, $module:ident, $krate:ident, $spec:ident) => {
+        mod $name {
+            use $krate::ecdsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
+            use $krate::ecdsa::{Signature, SigningKey, VerifyingKey};
+            use $krate::pkcs8::DecodePrivateKey;
+            use $krate::SecretKey;
+
+            pub(super) const SPEC: super::AsymSpec = super::AsymSpec::$spec;
+
+            pub(super) fn new_sign(
+                pkcs8: &[u8],
+                prehash: &[u8],
+                rng: &mut rand::rngs::StdRng,
+            ) -> Result<Vec<u8>, super::AsymError> {
+                super::ecc::$module::sign_with_rng(pkcs8, prehash, rng)
+            }
+
+            pub(super) fn production_sign(
+                pkcs8: &[u8],
+                prehash: &[u8],
+            ) -> Result<Vec<u8>, super::AsymError> {
+                super::ecc::$module::sign(pkcs8, prehash)
+            }
+
+            pub(super) fn crate_sign(
+                pkcs8: &[u8],
+                prehash: &[u8],
+                rng: &mut (impl rand::CryptoRng + rand::RngCore),
+            ) -> Option<Vec<u8>> {
+                let secret = SecretKey::from_pkcs8_der(pkcs8).unwrap();
+                let signer = SigningKey::from_bytes(&secret.to_bytes()).unwrap();
+                let signature: Signature = signer.sign_prehash_with_rng(rng, prehash).ok()?;
+                Some(signature.to_der().as_bytes().to_vec())
+            }
+
+            /// Verified with the public key derived from `pkcs8`, not with `ecc::verify`
+            /// (and without its high-`s` normalisation).
+            pub(super) fn crate_verify(pkcs8: &[u8], prehash: &[u8], der: &[u8]) -> bool {
+                let public = SecretKey::from_pkcs8_der(pkcs8).unwrap().public_key();
+                let verifier = VerifyingKey::from_affine(*public.as_affine()).unwrap();
+                let signature = Signature::from_der(der).unwrap();
+                verifier.verify_prehash(prehash, &signature).is_ok()
+            }
+
+            /// The scalar as `ecc` reads stored PKCS#8, and as the crate does (which also
+            /// checks the embedded public point).
+            pub(super) fn secret_scalars(
+                pkcs8: &[u8],
+            ) -> (Result<Vec<u8>, super::AsymError>, Option<Vec<u8>>) {
+                let ours = super::ecc::$module::secret_key(pkcs8).map(|k| k.to_bytes().to_vec());
+                let theirs = SecretKey::from_pkcs8_der(pkcs8).ok().map(|k| k.to_bytes().to_vec());
+                (ours, theirs)
+            }
+
+            pub(super) fn is_low_s(der: &[u8]) -> bool {
+                Signature::from_der(der).unwrap().normalize_s().is_none()
+            }
+
+            pub(super) const FIELD_BYTES: usize = core::mem::size_of::<$krate::FieldBytes>();
+        }
+    };
+}
+
+ecdsa_reference!(ref_p256, nist_p256, p256, EccNistP256);
+ecdsa_reference!(ref_p384, nist_p384, p384, EccNistP384);
+ecdsa_reference!(ref_p521, nist_p521, p521, EccNistP521);
+ecdsa_reference!(ref_k256, secg_p256k1, k256, EccSecgP256k1);
+
+type NewSign = fn(&[u8], &[u8], &mut rand::rngs::StdRng) -> Result<Vec<u8>, AsymError>;
+type CrateSign = fn(&[u8], &[u8], &mut rand::rngs::StdRng) -> Option<Vec<u8>>;
+type SecretScalars = fn(&[u8]) -> (Result<Vec<u8>, AsymError>, Option<Vec<u8>>);
+type ProductionSign = fn(&[u8], &[u8]) -> Result<Vec<u8>, AsymError>;
+
+struct EcdsaReference {
+    spec: AsymSpec,
+    field_bytes: usize,
+    new_sign: NewSign,
+    production_sign: ProductionSign,
+    crate_sign: CrateSign,
+    /// `crate_sign` with the operating system's randomness: the old `ecc::sign`.
+    old_sign: fn(&[u8], &[u8]) -> Option<Vec<u8>>,
+    crate_verify: fn(&[u8], &[u8], &[u8]) -> bool,
+    is_low_s: fn(&[u8]) -> bool,
+    secret_scalars: SecretScalars,
+}
+
+macro_rules! reference {
+    ($name:ident) => {
+        EcdsaReference {
+            spec: $name::SPEC,
+            field_bytes: $name::FIELD_BYTES,
+            new_sign: $name::new_sign,
+            production_sign: $name::production_sign,
+            crate_sign: |pkcs8, prehash, rng| $name::crate_sign(pkcs8, prehash, rng),
+            old_sign: |pkcs8, prehash| $name::crate_sign(pkcs8, prehash, &mut rand::rngs::OsRng),
+            crate_verify: $name::crate_verify,
+            is_low_s: $name::is_low_s,
+            secret_scalars: $name::secret_scalars,
+        }
+    };
+}
+
+fn ecdsa_references() -> [EcdsaReference; 4] {
+    [reference!(ref_p256), reference!(ref_p384), reference!(ref_p521), reference!(ref_k256)]
+}
+
+/// Digest lengths around every field size: too short (below half the field), SHA-1,
+/// SHA-224/256/384/512, P-521's 66 bytes, longer than any field.
+fn prehash_lengths(field_bytes: usize) -> Vec<usize> {
+    let mut lengths = vec![1, field_bytes / 2 - 1, field_bytes / 2, field_bytes];
+    lengths.extend([20, 28, 32, 48, 64, 66, 100, MAX_MESSAGE_LEN]);
+    lengths
+}
+
+fn prehash(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(151).wrapping_add(len as u8) | 0x80).collect()
+}
+
+#[test]
+fn ecdsa_signatures_verify_under_the_curve_crates_own_verifying_key() {
+    for reference in ecdsa_references() {
+        let key = fixture(reference.spec);
+        for len in prehash_lengths(reference.field_bytes) {
+            let case = format!("{} digest of {len} bytes", reference.spec.as_str());
+            let digest = prehash(len);
+            let signed = (reference.production_sign)(key.pkcs8_der(), &digest);
+            if len < reference.field_bytes / 2 {
+                assert_eq!(signed, Err(AsymError::Internal), "{case}");
+                continue;
+            }
+            let der = signed.unwrap();
+            assert!((reference.crate_verify)(key.pkcs8_der(), &digest, &der), "{case}");
+            assert!(ecc::verify(reference.spec, &public_key_der(key), &digest, &der).unwrap());
+            assert!(!(reference.crate_verify)(key.pkcs8_der(), &flip(&digest, 0), &der));
+            if reference.spec == AsymSpec::EccSecgP256k1 {
+                assert!((reference.is_low_s)(&der), "{case}: k256 signs with a low s");
+            }
+            // Fresh randomness each time: two signatures of one digest differ.
+            let again = (reference.production_sign)(key.pkcs8_der(), &digest).unwrap();
+            assert_ne!(der, again, "{case}");
+        }
+    }
+}
+
+#[test]
+fn ecdsa_signing_matches_the_curve_crates_signing_key_with_the_same_randomness() {
+    use rand::SeedableRng;
+    let rng = |seed| rand::rngs::StdRng::seed_from_u64(seed);
+    for reference in ecdsa_references() {
+        let key = fixture(reference.spec);
+        for len in prehash_lengths(reference.field_bytes) {
+            let digest = prehash(len);
+            for seed in 0..3 {
+                let case =
+                    format!("{} digest of {len} bytes, seed {seed}", reference.spec.as_str());
+                let ours = (reference.new_sign)(key.pkcs8_der(), &digest, &mut rng(seed));
+                let theirs = (reference.crate_sign)(key.pkcs8_der(), &digest, &mut rng(seed));
+                match theirs {
+                    Some(theirs) => assert_eq!(ours.unwrap(), theirs, "{case}"),
+                    None => assert_eq!(ours, Err(AsymError::Internal), "{case}"),
+                }
+            }
+            // The randomness is used: another seed, another signature.
+            if len >= reference.field_bytes / 2 {
+                let a = (reference.new_sign)(key.pkcs8_der(), &digest, &mut rng(7)).unwrap();
+                let b = (reference.new_sign)(key.pkcs8_der(), &digest, &mut rng(8)).unwrap();
+                assert_ne!(a, b, "{} digest of {len} bytes", reference.spec.as_str());
+            }
+        }
+    }
+}
+
+/// Signs per second, the old `SigningKey` path against `ecc::sign`, alternating in one
+/// sitting (the machine is shared): `cargo test --release -p kms-crypto-core --
+/// --ignored ecdsa_sign_speed --nocapture`.
+#[test]
+#[ignore = "timing, run by hand in release mode"]
+fn ecdsa_sign_speed() {
+    use std::time::{Duration, Instant};
+    const ROUNDS: usize = 5;
+    const WINDOW: Duration = Duration::from_millis(600);
+    fn rate(mut f: impl FnMut()) -> f64 {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < WINDOW {
+            f();
+            n += 1;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    }
+    for reference in ecdsa_references() {
+        let key = fixture(reference.spec);
+        let digest = prehash(SigningAlgorithm::for_spec(reference.spec)[0].digest_len());
+        let (mut old, mut new) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            old.push(rate(|| {
+                (reference.old_sign)(key.pkcs8_der(), &digest).unwrap();
+            }));
+            new.push(rate(|| {
+                (reference.production_sign)(key.pkcs8_der(), &digest).unwrap();
+            }));
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        eprintln!(
+            "{}: old {:.0} signs/s {:?}, new {:.0} signs/s {:?}",
+            reference.spec.as_str(),
+            median(&mut old),
+            old.iter().map(|r| *r as u64).collect::<Vec<_>>(),
+            median(&mut new),
+            new.iter().map(|r| *r as u64).collect::<Vec<_>>(),
+        );
+    }
+}
+
+#[test]
+fn stored_ecc_pkcs8_reads_as_the_crate_reads_it() {
+    for reference in ecdsa_references() {
+        let spec = reference.spec;
+        let key = fixture(spec);
+        let pkcs8 = key.pkcs8_der();
+        let (ours, theirs) = (reference.secret_scalars)(pkcs8);
+        assert_eq!(ours.unwrap(), theirs.unwrap(), "{}", spec.as_str());
+
+        // Not PKCS#8 of this curve: an internal error, never a panic.
+        let mut trailing = pkcs8.to_vec();
+        trailing.push(0);
+        let mut bad = vec![
+            Vec::new(),
+            b"junk".to_vec(),
+            pkcs8[..pkcs8.len() - 1].to_vec(),
+            trailing,
+            public_key_der(key),
+            fixture(AsymSpec::Rsa2048).pkcs8_der().to_vec(),
+        ];
+        for other in AsymSpec::ALL {
+            if other != spec && !other.is_rsa() {
+                bad.push(fixture(other).pkcs8_der().to_vec());
+            }
+        }
+        for (i, der) in bad.iter().enumerate() {
+            let (ours, theirs) = (reference.secret_scalars)(der);
+            assert_eq!(ours, Err(AsymError::Internal), "{} #{i}", spec.as_str());
+            assert_eq!(theirs, None, "{} #{i}", spec.as_str());
+        }
+
+        // Sign skips the check of the public point embedded in the PKCS#8, so the check
+        // when a key is built must refuse a point that is not the scalar's.
+        let point = |key: &PrivateKey| {
+            let spki = public_key_der(key);
+            let len = 1 + 2 * reference.field_bytes;
+            spki[spki.len() - len..].to_vec()
+        };
+        let other = generate(spec).unwrap();
+        let (mine, theirs) = (point(key), point(&other));
+        let at = pkcs8.windows(mine.len()).position(|w| w == mine.as_slice()).unwrap();
+        let mut swapped = pkcs8.to_vec();
+        swapped[at..at + mine.len()].copy_from_slice(&theirs);
+        assert_eq!(
+            PrivateKey::from_pkcs8_der(spec, &swapped).err(),
+            Some(AsymError::InvalidKeyMaterial),
+            "{}",
+            spec.as_str()
+        );
+    }
+}

@@ -136,7 +136,7 @@ struct ScaleArgs {
     #[arg(long, value_delimiter = ',')]
     reference_pids: Vec<u32>,
     /// Rounds of the interleaved comparison (each measures both systems once).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     reference_rounds: usize,
     #[arg(long)]
     out: Option<PathBuf>,

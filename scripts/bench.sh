@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmark of issue 7, at the issue's sizes, in about twenty minutes
+# `make bench`: the benchmark of issue 7, at the issue's sizes, in about twenty-five minutes
 # on two cores (plus the release build).
 #   1. load: nats-server and target/release/kms-server (every service, every call
 #      authenticated, authorized and audited) as separate processes, and moto_server

@@ -137,7 +137,7 @@ impl MetadataStore {
         }
     }
 
-    fn save_key(&self, k: &wire::KeyRecord) -> KmsResult<()> {
+    pub(crate) fn save_key(&self, k: &wire::KeyRecord) -> KmsResult<()> {
         self.keys.insert(k.key_id.as_bytes(), k.encode_to_vec()).map_err(internal)?;
         Ok(())
     }

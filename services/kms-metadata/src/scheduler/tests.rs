@@ -3,7 +3,7 @@
 //! by the other, and a replica that stopped half-way is taken over.
 
 use std::future::pending;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -241,4 +241,40 @@ async fn a_stale_claim_is_taken_over() {
     .await;
     eventually("the claim is marked done", || b.stats.performed.load(Ordering::Relaxed) == 1).await;
     let _ = b.stop.send(true);
+}
+
+/// Listing the due transitions reads and decodes every stored key (about 110 ms for
+/// 100,000 keys in release), so it runs on the blocking pool: the runtime goes on serving
+/// meanwhile. On a worker thread it held up every call the process was serving; on the
+/// single-threaded runtime of this test, nothing else would run until it finished.
+#[tokio::test(flavor = "current_thread")]
+async fn listing_due_transitions_leaves_the_runtime_serving() {
+    let clock = ManualClock::starting_now();
+    let (store, _dir) = Replica::open(&clock);
+    for _ in 0..5_000 {
+        let key_id = uuid::Uuid::new_v4().to_string();
+        store
+            .save_key(&wire::KeyRecord {
+                arn: format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"),
+                key_id,
+                account: ACCOUNT.into(),
+                region: "us-east-1".into(),
+                creation_date_ms: clock.now_ms(),
+                key_state: "Enabled".into(),
+                key_spec: "SYMMETRIC_DEFAULT".into(),
+                key_usage: "ENCRYPT_DECRYPT".into(),
+                origin: "AWS_KMS".into(),
+                current_material_version: 1,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let served = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let served = served.clone();
+        async move { served.store(true, Ordering::SeqCst) }
+    });
+    let due = super::list_due(&store).await.unwrap();
+    assert!(due.is_empty(), "no key has a transition due");
+    assert!(served.load(Ordering::SeqCst), "another task ran while the keys were listed");
 }

@@ -7,6 +7,8 @@
 //! [`lookup_response_json`]. Event bodies are stored and returned verbatim and never
 //! logged here.
 
+#[cfg(test)]
+mod append_bench;
 mod digest;
 mod event;
 mod export;

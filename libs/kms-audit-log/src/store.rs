@@ -1,17 +1,65 @@
 //! The append-only, hash-chained audit store on sled, fed from a JetStream stream:
 //! idempotent per stream sequence and per `eventID`. `append_batch` commits a group of
-//! events (records, dedup markers and index entries) in ONE sled transaction and one
-//! flush, so an acknowledged message is durable and a crash never leaves an index entry
-//! without its record; `append` is a group of one. Index entries are grouped per prefix
-//! and second (see `index`), which keeps the inserts per event (what sled's copy-on-write
-//! nodes make expensive) near three under load: the record and its two dedup markers.
+//! events and flushes once, so an acknowledged message is durable; `append` is a group
+//! of one. Index entries are grouped per prefix and second (see `index`), which keeps the
+//! inserts per event (what sled's copy-on-write nodes make expensive) near three under
+//! load: the record and its two dedup markers.
+//!
+//! # How a group is written
+//!
+//! Not in a sled transaction (whose tree reads each key before writing it, plus its
+//! bookkeeping, under sled's process-wide lock taken exclusively) but as plain inserts,
+//! one key at a time, in this order:
+//!
+//! 1. `records`, in seq order (the source of truth: stream sequence and event bytes);
+//! 2. the *derived* entries: `stream_seqs`, `event_ids`, `idx_time`, `idx_attr`;
+//! 3. `meta`: `last_stream_seq`, then `derived_through`, the last record seq whose derived
+//!    entries are all written.
+//!
+//! Each insert is atomic on its own, and a crash leaves a prefix of them (below): some of
+//! the group's records, or all of them and some of their derived entries. On open (and
+//! before the next append after a failed one), records above `derived_through` (part or
+//! all of the last group) get their derived entries written again from the records
+//! themselves: dedup markers are one per record, and index entries are a pure function of
+//! the records indexed together ([`IndexWriter`]), so recomputing them for the same
+//! records rewrites identical keys and values, and when only part of a group's records
+//! survived, none of its derived entries had been written. Derived entries only ever lag
+//! their records, never exist without them. A store written before `derived_through`
+//! existed (by one transaction per group) is fully derived.
+//!
+//! Nothing is acknowledged before the flush that follows the last insert, as before: a
+//! group cut short by a crash was not acknowledged and is redelivered; its stored records
+//! are then `AlreadyApplied`, the rest appended.
+//!
+//! One `sled::Batch` per tree (`Tree::apply_batch`, atomic per tree) was tried first and
+//! measured no faster than the transaction: each batch takes sled's process-wide lock
+//! exclusively (so it still had to go through `kms_sled_guard::exclusively`) and rolls
+//! the log's IO buffer twice (`PageCache::pin_log`). Plain inserts take sled's lock shared
+//! and need neither.
+//!
+//! # Why a prefix of the writes survives a crash (sled 0.34.7)
+//!
+//! * Every tree of one `Db` writes to the same log (`pagecache/logger.rs`, `Log`), and a
+//!   write's log position (LSN) is taken from the current IO buffer when it is reserved
+//!   (`Log::reserve_inner`: `reservation_lsn = iobuf.lsn + buf_offset`), so writes issued
+//!   one after another by one thread get increasing LSNs whatever their tree
+//!   (`Tree::insert` → `insert_inner` → the page cache's `link`/`replace` → `reserve`).
+//! * Recovery replays the log in LSN order only up to the end of the last contiguous
+//!   message: the first torn or corrupt message, or a missing segment in the unstable
+//!   tail, ends it (`check_contiguity_in_unstable_tail` and `raw_segment_iter_from`,
+//!   `pagecache/iterator.rs`, which bound the replaying `LogIter` by `max_lsn`); sled's
+//!   own multi-message writes (batches, transactions) are cut whole when not stable to
+//!   their end (`LogIter::next`, `LogRead::BatchManifest`).
+//!
+//! So what recovers is a prefix of the log: if a later write is durable, every write
+//! issued before it through the same `Db` is too.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Transactional, Tree};
+use sled::transaction::TransactionError;
+use sled::{IVec, Tree};
 
 use crate::index::IndexWriter;
 use crate::record::{
@@ -29,6 +77,8 @@ pub(crate) const TREE_DIGESTS: &str = "digests";
 pub(crate) const TREE_DIGEST_KEYS: &str = "digest_keys";
 const META_LAST_STREAM_SEQ: &[u8] = b"last_stream_seq";
 const META_INDEX_VERSION: &[u8] = b"index_version";
+/// The last record seq whose dedup markers and index entries are all written (module doc).
+const META_DERIVED_THROUGH: &[u8] = b"derived_through";
 
 /// What `append` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,16 +171,63 @@ pub struct AuditStore {
     last_stream_seq: AtomicU64,
     /// Mirrors `Head::seq` so `len` never waits for an append's flush.
     len: AtomicU64,
+    /// Tests: how many more inserts of an append succeed before the store "crashes"
+    /// (fails every further one).
+    #[cfg(test)]
+    inserts_before_crash: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Head {
     seq: u64,
     hash: [u8; 32],
+    /// Records `derived + 1 ..= seq` lack (some of) their derived entries.
+    derived: u64,
 }
 
 pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// Adds record `seq` of event `view` to a group's index entries.
+fn index_record(
+    view: &EventView,
+    seq: u64,
+    time_index: &mut IndexWriter,
+    attr_index: &mut IndexWriter,
+) {
+    for scope in [Scope::All, Scope::Account(&view.recipient_account_id)] {
+        time_index.add(&time_prefix(scope), view.event_time, seq);
+        for (code, value) in view.attribute_values() {
+            attr_index.add(&attr_prefix(scope, code, &value), view.event_time, seq);
+        }
+    }
+}
+
+/// Keys and values to insert into one tree, in order.
+#[derive(Default)]
+struct Writes(Vec<(IVec, IVec)>);
+
+impl Writes {
+    fn insert(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) {
+        self.0.push((key.into(), value.into()));
+    }
+}
+
+fn entries(index: IndexWriter) -> Writes {
+    let mut writes = Writes::default();
+    for (k, v) in index.into_entries() {
+        writes.insert(k, v);
+    }
+    writes
+}
+
+/// `last_stream_seq` first: `derived_through` says everything before it is written.
+fn meta_writes(last_stream_seq: u64, derived_through: u64) -> Writes {
+    let mut writes = Writes::default();
+    writes.insert(META_LAST_STREAM_SEQ, &last_stream_seq.to_be_bytes()[..]);
+    writes.insert(META_DERIVED_THROUGH, &derived_through.to_be_bytes()[..]);
+    writes
 }
 
 impl AuditStore {
@@ -146,19 +243,28 @@ impl AuditStore {
 
     fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let records = db.open_tree(TREE_RECORDS)?;
-        let head = match records.last()? {
-            None => Head { seq: 0, hash: GENESIS_HASH },
+        let meta = db.open_tree(TREE_META)?;
+        let derived = match meta.get(META_DERIVED_THROUGH)? {
+            None => None,
+            Some(v) => Some(be_u64(&v).ok_or(StoreError::CorruptMeta("derived_through"))?),
+        };
+        let mut head = match records.last()? {
+            None => Head { seq: 0, hash: GENESIS_HASH, derived: 0 },
             Some((k, v)) => {
                 let seq = be_u64(&k).ok_or(StoreError::CorruptMeta("records key"))?;
                 let rec = StoredRecord::decode(&v).ok_or(StoreError::CorruptRecord { seq })?;
-                Head { seq, hash: rec.hash }
+                // No marker: written by one transaction per group, so fully derived.
+                Head { seq, hash: rec.hash, derived: derived.unwrap_or(seq) }
             }
         };
-        let meta = db.open_tree(TREE_META)?;
+        if head.derived > head.seq {
+            return Err(StoreError::CorruptMeta("derived_through"));
+        }
         let last_stream_seq = match meta.get(META_LAST_STREAM_SEQ)? {
             None => 0,
             Some(v) => be_u64(&v).ok_or(StoreError::CorruptMeta("last_stream_seq"))?,
         };
+        let write_marker = derived.is_none() && head.seq > 0;
         let store = Self {
             stream_seqs: db.open_tree(TREE_STREAM_SEQS)?,
             event_ids: db.open_tree(TREE_EVENT_IDS)?,
@@ -173,9 +279,71 @@ impl AuditStore {
             append_lock: Mutex::new(head),
             last_stream_seq: AtomicU64::new(last_stream_seq),
             len: AtomicU64::new(head.seq),
+            #[cfg(test)]
+            inserts_before_crash: AtomicU64::new(u64::MAX),
         };
+        if write_marker || head.derived < head.seq {
+            store.derive_missing(&mut head)?;
+            kms_sled_guard::flush(&store.db)?;
+            *store.append_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = head;
+        }
         store.upgrade_indexes()?;
         Ok(store)
+    }
+
+    /// Writes the derived entries (dedup markers, index entries) of records
+    /// `head.derived + 1 ..= head.seq`, then `derived_through` (see the module doc); with
+    /// none missing, just the marker. Those records are the last group written, so their
+    /// index entries are recomputed as that one group: the same keys and values.
+    fn derive_missing(&self, head: &mut Head) -> Result<(), StoreError> {
+        let mut stream_marks = Writes::default();
+        let mut event_marks = Writes::default();
+        let mut time_index = IndexWriter::default();
+        let mut attr_index = IndexWriter::default();
+        let mut last_stream = self.last_stream_seq.load(Ordering::Acquire);
+        for item in self.records.range((head.derived + 1).to_be_bytes()..) {
+            let (k, v) = item?;
+            let seq = be_u64(&k).ok_or(StoreError::CorruptMeta("records key"))?;
+            let rec = StoredRecord::decode(&v).ok_or(StoreError::CorruptRecord { seq })?;
+            let view =
+                EventView::parse(&rec.event).map_err(|_| StoreError::CorruptRecord { seq })?;
+            index_record(&view, seq, &mut time_index, &mut attr_index);
+            stream_marks.insert(&rec.stream_seq.to_be_bytes()[..], &seq.to_be_bytes()[..]);
+            event_marks.insert(view.event_id.as_bytes(), &seq.to_be_bytes()[..]);
+            last_stream = last_stream.max(rec.stream_seq);
+        }
+        self.write(&self.stream_seqs, stream_marks)?;
+        self.write(&self.event_ids, event_marks)?;
+        self.write(&self.idx_time, entries(time_index))?;
+        self.write(&self.idx_attr, entries(attr_index))?;
+        self.write(&self.meta, meta_writes(last_stream, head.seq))?;
+        head.derived = head.seq;
+        self.last_stream_seq.store(last_stream, Ordering::Release);
+        Ok(())
+    }
+
+    /// Inserts `writes` into `tree` in order. Plain inserts take sled's process-wide lock
+    /// shared, so they need no `kms_sled_guard::exclusively`.
+    fn write(&self, tree: &Tree, writes: Writes) -> Result<(), StoreError> {
+        for (k, v) in writes.0 {
+            self.insert(tree, k, v)?;
+        }
+        Ok(())
+    }
+
+    fn insert(&self, tree: &Tree, key: IVec, value: IVec) -> Result<(), StoreError> {
+        #[cfg(test)]
+        {
+            let left = self.inserts_before_crash.load(Ordering::Acquire);
+            if left == 0 {
+                return Err(StoreError::Storage(sled::Error::Unsupported(
+                    "simulated crash".into(),
+                )));
+            }
+            self.inserts_before_crash.store(left.saturating_sub(1), Ordering::Release);
+        }
+        tree.insert(key, value)?;
+        Ok(())
     }
 
     /// Brings a store written by an older version up to `INDEX_VERSION` by indexing every
@@ -227,22 +395,27 @@ impl AuditStore {
     }
 
     /// Group commit: appends each `(stream sequence, event)` in order, with the outcome
-    /// [`Self::append`] would give it, in ONE sled transaction flushed once. The outcomes
-    /// are in input order; an `Err` of the whole call means nothing of the group may be
-    /// acknowledged (the transaction or the flush failed).
+    /// [`Self::append`] would give it, written in a fixed order (module doc) and flushed
+    /// once. The outcomes are in input order; an `Err` of the whole call means nothing of
+    /// the group may be acknowledged (an insert or the flush failed).
     ///
-    /// Transactions and flushes go through `kms-sled-guard`, which keeps sled 0.34's
-    /// process-wide lock from deadlocking them.
+    /// The flush goes through `kms-sled-guard`, which keeps sled 0.34's process-wide lock
+    /// from deadlocking it with other stores' transactions.
     pub fn append_batch(
         &self,
         events: &[(u64, &[u8])],
     ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
         use std::collections::HashMap;
         let mut head = self.append_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if head.derived < head.seq {
+            // An earlier append failed after writing its records: complete it first, so
+            // that the dedup checks below see its markers.
+            self.derive_missing(&mut head)?;
+        }
         let mut next = *head;
         let mut last_stream = self.last_stream_seq.load(Ordering::Acquire);
-        // What the transaction writes.
-        let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
+        // What the group writes.
+        let mut records: Vec<(Head, Vec<u8>)> = Vec::new();
         let mut stream_marks: Vec<(u64, u64)> = Vec::new();
         let mut event_marks: Vec<(String, u64)> = Vec::new();
         let mut time_index = IndexWriter::default();
@@ -298,62 +471,48 @@ impl AuditStore {
             }
             let seq = next.seq + 1;
             let hash = chain_hash(&next.hash, event_json);
+            let head_after = Head { seq, hash, derived: head.derived };
             records.push((
-                seq,
+                head_after,
                 StoredRecord { stream_seq, prev_hash: next.hash, hash, event: event_json.to_vec() }
                     .encode(),
             ));
-            for scope in [Scope::All, Scope::Account(&view.recipient_account_id)] {
-                time_index.add(&time_prefix(scope), view.event_time, seq);
-                for (code, value) in view.attribute_values() {
-                    attr_index.add(&attr_prefix(scope, code, &value), view.event_time, seq);
-                }
-            }
+            index_record(&view, seq, &mut time_index, &mut attr_index);
             stream_marks.push((stream_seq, seq));
             batch_streams.insert(stream_seq, seq);
             event_marks.push((view.event_id.clone(), seq));
             batch_events.insert(view.event_id, (seq, i));
-            next = Head { seq, hash };
+            next = head_after;
             outcomes.push(Ok(AppendOutcome::Appended { seq }));
         }
         if !stream_marks.is_empty() {
-            let time_entries = time_index.into_entries();
-            let attr_entries = attr_index.into_entries();
-            let trees = (
-                &self.records,
-                &self.stream_seqs,
-                &self.event_ids,
-                &self.idx_time,
-                &self.idx_attr,
-                &self.meta,
-            );
-            kms_sled_guard::exclusively(|| {
-                trees.transaction(
-                    |(records_t, stream_seqs, event_ids, idx_time, idx_attr, meta)| {
-                        for (seq, record) in &records {
-                            records_t.insert(&seq.to_be_bytes(), record.as_slice())?;
-                        }
-                        for (stream_seq, seq) in &stream_marks {
-                            stream_seqs.insert(&stream_seq.to_be_bytes(), &seq.to_be_bytes())?;
-                        }
-                        for (event_id, seq) in &event_marks {
-                            event_ids.insert(event_id.as_bytes(), &seq.to_be_bytes())?;
-                        }
-                        for (k, v) in &time_entries {
-                            idx_time.insert(k.as_slice(), v.as_slice())?;
-                        }
-                        for (k, v) in &attr_entries {
-                            idx_attr.insert(k.as_slice(), v.as_slice())?;
-                        }
-                        meta.insert(META_LAST_STREAM_SEQ, &last_stream.to_be_bytes())?;
-                        Ok::<_, ConflictableTransactionError<()>>(())
-                    },
-                )
-            })
-            .map_err(txn_err)?;
-            // Committed: advance the in-memory head before flushing (see `append`).
-            *head = next;
-            self.len.store(next.seq, Ordering::Release);
+            // The order matters (module doc): records, derived entries, then `meta`.
+            for (after, record) in records {
+                self.insert(
+                    &self.records,
+                    IVec::from(&after.seq.to_be_bytes()[..]),
+                    record.into(),
+                )?;
+                // Written: advance the in-memory head at once, so that a failure further on
+                // never lets the next append reuse the seq (see `append`); until `derived`
+                // catches up, the next append completes this one first.
+                *head = after;
+                self.len.store(after.seq, Ordering::Release);
+            }
+            let mut writes = Writes::default();
+            for (stream_seq, seq) in &stream_marks {
+                writes.insert(&stream_seq.to_be_bytes()[..], &seq.to_be_bytes()[..]);
+            }
+            self.write(&self.stream_seqs, writes)?;
+            let mut writes = Writes::default();
+            for (event_id, seq) in &event_marks {
+                writes.insert(event_id.as_bytes(), &seq.to_be_bytes()[..]);
+            }
+            self.write(&self.event_ids, writes)?;
+            self.write(&self.idx_time, entries(time_index))?;
+            self.write(&self.idx_attr, entries(attr_index))?;
+            self.write(&self.meta, meta_writes(last_stream, next.seq))?;
+            head.derived = next.seq;
             self.last_stream_seq.store(last_stream, Ordering::Release);
         }
         drop(head);
@@ -683,6 +842,208 @@ mod tests {
         let store = store_open(dir.path());
         let err = store.verify_chain().unwrap_err();
         assert!(matches!(err, ChainError::Broken { seq: 2, kind: ChainBreak::Malformed }));
+    }
+
+    /// Every `LookupEvents` filter each fixture event answers to, in each scope.
+    fn filters() -> Vec<crate::LookupQuery> {
+        use crate::{LookupAttribute, LookupAttributeKey as K, LookupQuery};
+        let mut out = Vec::new();
+        for e in fixture() {
+            let resource_type = (!e.resources.is_empty()).then(|| "AWS::KMS::Key".to_owned());
+            let mut attrs: Vec<(K, Option<String>)> = vec![
+                (K::EventId, Some(e.event_id.clone())),
+                (K::EventName, Some(e.event_name.clone())),
+                (K::ReadOnly, Some(e.read_only.to_string())),
+                (K::Username, e.user_identity.user_name.clone()),
+                (K::ResourceType, resource_type),
+                (K::EventSource, Some(e.event_source.clone())),
+                (K::AccessKeyId, e.user_identity.access_key_id.clone()),
+            ];
+            attrs.extend(e.resources.iter().map(|r| (K::ResourceName, Some(r.arn.clone()))));
+            for account in [None, Some(e.recipient_account_id.clone())] {
+                out.push(LookupQuery { account: account.clone(), ..LookupQuery::default() });
+                for (key, value) in attrs.iter().filter_map(|(k, v)| Some((*k, v.clone()?))) {
+                    out.push(LookupQuery {
+                        account: account.clone(),
+                        lookup_attributes: vec![LookupAttribute::new(key, value)],
+                        ..LookupQuery::default()
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The event IDs each filter finds, asserting that none is found twice.
+    fn lookups(store: &AuditStore) -> Vec<Vec<String>> {
+        filters()
+            .iter()
+            .map(|q| {
+                let page = store.lookup(q).unwrap();
+                assert_eq!(page.next_token, None);
+                let ids: Vec<String> = page.events.iter().map(|e| e.event_id.clone()).collect();
+                let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+                assert_eq!(unique.len(), ids.len(), "an event found twice by {q:?}: {ids:?}");
+                ids
+            })
+            .collect()
+    }
+
+    /// The fixture in two groups (7, then 13) with stream sequences 1..=20.
+    const FIRST_GROUP: usize = 7;
+
+    /// The fixture events, in four seconds only, so that most index entries of a group
+    /// hold several events and both groups have entries in the same seconds.
+    fn events() -> Vec<Vec<u8>> {
+        let mut events = fixture();
+        for (i, e) in events.iter_mut().enumerate() {
+            e.event_time = crate::testdata::t(60 * (i as i64 % 4));
+        }
+        events.iter().map(|e| e.to_json_bytes().unwrap()).collect()
+    }
+
+    fn groups(bytes: &[Vec<u8>]) -> Vec<(u64, &[u8])> {
+        bytes.iter().enumerate().map(|(i, b)| (i as u64 + 1, b.as_slice())).collect()
+    }
+
+    /// What a store holding the whole fixture must answer, written without any failure.
+    fn reference_lookups() -> Vec<Vec<String>> {
+        lookups(&crate::testdata::store_of(&events(), &[FIRST_GROUP, 20]))
+    }
+
+    /// The checks after the second group failed (or crashed) part-way and was
+    /// redelivered: nothing lost, nothing twice, dedup intact, the chain continues.
+    fn assert_recovered(store: &AuditStore, reference: &[Vec<String>]) {
+        let bytes = events();
+        let n = bytes.len() as u64;
+        assert_eq!(store.len(), n);
+        assert_eq!(store.verify_chain().unwrap(), n);
+        assert_eq!(store.last_stream_seq(), n);
+        assert_eq!(lookups(store), reference);
+        // Redelivering every stream sequence changes nothing.
+        let all = groups(&bytes);
+        for (i, outcome) in store.append_batch(&all).unwrap().into_iter().enumerate() {
+            assert_eq!(outcome.unwrap(), AppendOutcome::AlreadyApplied { seq: i as u64 + 1 });
+        }
+        // The same eventIDs under new stream sequences are duplicates, from either group.
+        for i in [0, FIRST_GROUP, bytes.len() - 1] {
+            assert_eq!(
+                store.append(1000 + i as u64, &bytes[i]).unwrap(),
+                AppendOutcome::DuplicateEvent { seq: i as u64 + 1, identical: true }
+            );
+        }
+        assert_eq!(lookups(store), reference);
+        let mut extra = fixture()[0].clone();
+        extra.event_id = "99999999-0000-4000-8000-000000000000".into();
+        let out = store.append(2000, &extra.to_json_bytes().unwrap()).unwrap();
+        assert_eq!(out, AppendOutcome::Appended { seq: n + 1 });
+        assert_eq!(store.verify_chain().unwrap(), n + 1);
+    }
+
+    /// Redelivers the second group after it was cut short: records already stored are
+    /// `AlreadyApplied`, the rest appended.
+    fn redeliver(store: &AuditStore, second: &[(u64, &[u8])]) {
+        let stored = store.len();
+        for (i, outcome) in store.append_batch(second).unwrap().into_iter().enumerate() {
+            let seq = (FIRST_GROUP + i) as u64 + 1;
+            if seq <= stored {
+                assert_eq!(outcome.unwrap(), AppendOutcome::AlreadyApplied { seq });
+            } else {
+                assert_eq!(outcome.unwrap(), AppendOutcome::Appended { seq });
+            }
+        }
+    }
+
+    /// How many inserts appending the second group takes, and where to cut it short: at
+    /// every phase's edges (records, stream_seqs, event_ids: one insert per event) and
+    /// every eighth insert between, up to the last (`derived_through`) and the flush.
+    fn cut_points(first: &[(u64, &[u8])], second: &[(u64, &[u8])]) -> Vec<u64> {
+        let store = AuditStore::open_temporary().unwrap();
+        store.append_batch(first).unwrap();
+        store.inserts_before_crash.store(u64::MAX, Ordering::Release);
+        store.append_batch(second).unwrap();
+        let total = u64::MAX - store.inserts_before_crash.load(Ordering::Acquire);
+        let n = second.len() as u64;
+        let edges = [1, n - 1, n, n + 1, 2 * n, 2 * n + 1, 3 * n, 3 * n + 1];
+        (0..=total).filter(|k| k % 8 == 0 || edges.contains(k) || k + 2 >= total).collect()
+    }
+
+    /// A crash after each of those inserts of the second group (none, part of its records,
+    /// all of them and part of the derived entries, ..., everything but the flush):
+    /// reopening completes what was stored, and redelivery the rest.
+    #[test]
+    fn a_crash_part_way_through_a_group_is_recovered_on_open() {
+        let reference = reference_lookups();
+        let bytes = events();
+        let all = groups(&bytes);
+        let (first, second) = all.split_at(FIRST_GROUP);
+        let cuts = cut_points(first, second);
+        assert!(cuts.len() > 15, "{cuts:?}");
+        for (i, &written) in cuts.iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let store = store_open(dir.path());
+                store.append_batch(first).unwrap();
+                store.inserts_before_crash.store(written, Ordering::Release);
+                // Only with every insert written does the append (its flush) succeed.
+                let ok = store.append_batch(second).is_ok();
+                assert_eq!(ok, i == cuts.len() - 1, "after {written} inserts");
+                // Dropping the store flushes what was written: a crash after that insert.
+            }
+            let store = store_open(dir.path());
+            assert!(store.len() >= FIRST_GROUP as u64);
+            let derived = store.meta.get(META_DERIVED_THROUGH).unwrap().unwrap();
+            assert_eq!(be_u64(&derived), Some(store.len()), "after {written} inserts");
+            redeliver(&store, second);
+            assert_recovered(&store, &reference);
+        }
+    }
+
+    /// The same failures without a restart: the next append completes the group first.
+    #[test]
+    fn a_group_that_failed_part_way_is_completed_by_the_next_append() {
+        let reference = reference_lookups();
+        let bytes = events();
+        let all = groups(&bytes);
+        let (first, second) = all.split_at(FIRST_GROUP);
+        for written in cut_points(first, second) {
+            let store = AuditStore::open_temporary().unwrap();
+            store.append_batch(first).unwrap();
+            store.inserts_before_crash.store(written, Ordering::Release);
+            let _ = store.append_batch(second);
+            // The head is the last record written, whatever failed after it: the next
+            // append must not number a record again.
+            let (k, v) = store.records.last().unwrap().unwrap();
+            let last = StoredRecord::decode(&v).unwrap();
+            assert_eq!(store.head(), (be_u64(&k).unwrap(), last.hash), "after {written} inserts");
+            assert_eq!(store.len(), store.records.len() as u64);
+            store.inserts_before_crash.store(u64::MAX, Ordering::Release);
+            redeliver(&store, second);
+            assert_recovered(&store, &reference);
+        }
+    }
+
+    /// A store written before `derived_through` existed (no marker) opens as fully
+    /// derived: nothing is indexed twice, and the marker is written.
+    #[test]
+    fn a_store_without_derived_through_opens_and_keeps_working() {
+        let reference = reference_lookups();
+        let bytes = events();
+        let all = groups(&bytes);
+        let (first, second) = all.split_at(FIRST_GROUP);
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // What the transactional version left: the same trees, and no marker.
+            let store = store_open(dir.path());
+            store.append_batch(first).unwrap();
+            store.append_batch(second).unwrap();
+            store.meta.remove(META_DERIVED_THROUGH).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = store_open(dir.path());
+        let derived = store.meta.get(META_DERIVED_THROUGH).unwrap().unwrap();
+        assert_eq!(be_u64(&derived), Some(bytes.len() as u64));
+        assert_recovered(&store, &reference);
     }
 
     #[test]

@@ -46,7 +46,7 @@ lint: ## rustfmt check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: deps ## Load, scale, per-service and audit benchmarks here and in moto (~25 min, ~5 GB disk); appends to bench/report.md (see BENCHMARKS.md)
+bench: deps ## Load, scale, per-service and audit benchmarks here and in moto (~15-25 min, ~5 GB disk); appends to bench/report.md (see BENCHMARKS.md)
 	scripts/bench.sh
 
 fmt: ## Format the code

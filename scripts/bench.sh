@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmark of issue 7, at the issue's sizes, in about twenty-five minutes
-# on two cores (plus the release build).
+# `make bench`: the benchmark of issue 7, at the issue's sizes, in about fifteen minutes
+# on two cores (up to twenty-five on a busy machine; plus the release build).
 #   1. load: nats-server and target/release/kms-server (every service, every call
 #      authenticated, authorized and audited) as separate processes, and moto_server
 #      (installed from PyPI into $VENV); kms-bench drives both with the same workloads,
@@ -10,7 +10,7 @@
 #      uniform over every stored key (with many keys, mostly first use: gateway cache
 #      misses) and over a hot set of the first $SCALE_HOT_KEYS keys, warmed first (the same
 #      keys at every size), and how long creating the keys took (keys/s); then the hot set
-#      on a second system storing only those keys and on the first at the largest size,
+#      on a second system storing only the smallest size and on the first at the largest,
 #      measured in turn (the same moments of a noisy machine on both sides);
 #   3. services: the same load (without the peer) against the five service binaries
 #      (kms-gateway, kms-crypto, kms-policy, kms-metadata, kms-audit), each its own process
@@ -25,7 +25,7 @@
 # Appends everything to $REPORT. Shorter runs: DURATION=2 SPREAD=2000 SCALE_SIZES=1000,20000
 # AUDIT_EVENTS=100000; SKIP_LOAD=1, SKIP_MOTO=1, SKIP_SCALE=1, SKIP_SERVICES=1, SKIP_AUDIT=1 leave
 # parts out.
-# The services phase adds ~4 min (its own setup of $SPREAD keys, then the workloads).
+# The services phase adds ~3 min (its own setup of $SPREAD keys, then the workloads).
 set -euo pipefail
 
 DURATION=${DURATION:-5}

@@ -75,6 +75,23 @@ impl Replica {
 
 /// The same key, with rotation every 90 days, in each store; its first material in the
 /// crypto service.
+/// An enabled symmetric key of `ACCOUNT`, created now by `clock`.
+fn key_record(key_id: &str, clock: &ManualClock) -> wire::KeyRecord {
+    wire::KeyRecord {
+        arn: format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"),
+        key_id: key_id.to_owned(),
+        account: ACCOUNT.into(),
+        region: "us-east-1".into(),
+        creation_date_ms: clock.now_ms(),
+        key_state: "Enabled".into(),
+        key_spec: "SYMMETRIC_DEFAULT".into(),
+        key_usage: "ENCRYPT_DECRYPT".into(),
+        origin: "AWS_KMS".into(),
+        current_material_version: 1,
+        ..Default::default()
+    }
+}
+
 async fn same_key(bus: &kms_bus::Bus, clock: &ManualClock, stores: &[&MetadataStore]) -> String {
     let key_id = uuid::Uuid::new_v4().to_string();
     let ctx = kms_bus::CallContext { request_id: "setup".into() };
@@ -99,19 +116,7 @@ async fn same_key(bus: &kms_bus::Bus, clock: &ManualClock, stores: &[&MetadataSt
         store
             .create_key(wire::CreateKeyRequest {
                 caller: caller(),
-                key: Some(wire::KeyRecord {
-                    arn: format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"),
-                    key_id: key_id.clone(),
-                    account: ACCOUNT.into(),
-                    region: "us-east-1".into(),
-                    creation_date_ms: clock.now_ms(),
-                    key_state: "Enabled".into(),
-                    key_spec: "SYMMETRIC_DEFAULT".into(),
-                    key_usage: "ENCRYPT_DECRYPT".into(),
-                    origin: "AWS_KMS".into(),
-                    current_material_version: 1,
-                    ..Default::default()
-                }),
+                key: Some(key_record(&key_id, clock)),
                 managed_alias: String::new(),
             })
             .await
@@ -252,22 +257,7 @@ async fn listing_due_transitions_leaves_the_runtime_serving() {
     let clock = ManualClock::starting_now();
     let (store, _dir) = Replica::open(&clock);
     for _ in 0..5_000 {
-        let key_id = uuid::Uuid::new_v4().to_string();
-        store
-            .save_key(&wire::KeyRecord {
-                arn: format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"),
-                key_id,
-                account: ACCOUNT.into(),
-                region: "us-east-1".into(),
-                creation_date_ms: clock.now_ms(),
-                key_state: "Enabled".into(),
-                key_spec: "SYMMETRIC_DEFAULT".into(),
-                key_usage: "ENCRYPT_DECRYPT".into(),
-                origin: "AWS_KMS".into(),
-                current_material_version: 1,
-                ..Default::default()
-            })
-            .unwrap();
+        store.save_key(&key_record(&uuid::Uuid::new_v4().to_string(), &clock)).unwrap();
     }
     let served = Arc::new(AtomicBool::new(false));
     tokio::spawn({

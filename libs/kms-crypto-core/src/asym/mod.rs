@@ -57,7 +57,8 @@
 //!
 //! ECC has no known advisory of this kind: the RustCrypto curve arithmetic is written to be
 //! constant time, and ECDSA nonces are RFC 6979 (derived from key and digest) hedged with
-//! fresh randomness.
+//! fresh randomness, except on P-521, whose nonces are uniformly random scalars from the
+//! operating system's generator (`p521` 0.13 has no RFC 6979; see `ecc`).
 
 mod ecc;
 mod rsa;

@@ -1,13 +1,16 @@
 //! `kms-bench`: the load benchmark behind `make bench` (scripts/bench.sh), which starts
-//! the system under test as its own processes (nats-server and `kms-server`, every call
-//! authenticated, authorized and audited) and a peer (moto), and runs:
+//! the system under test as its own processes (nats-server and `kms-server`, or the five
+//! service binaries; every call authenticated, authorized and audited) and a peer (moto),
+//! and runs:
 //! - `load`: the workloads of `workloads` against the system and the peer in the same
 //!   run, closed loop (fixed concurrency) and open loop (fixed offered rate), and reports
 //!   requests/s, latency p50/p99/p99.9, errors, CPU seconds of the processes under test
-//!   per 1,000 requests, their memory, and the ratio of the two;
+//!   per 1,000 requests, each process's memory and share of the CPU, and the ratio of the
+//!   two;
 //! - `scale`: Encrypt and DescribeKey latency as the number of stored keys grows, uniform
 //!   over every stored key (with many keys, mostly each key's first use: gateway cache
-//!   misses) and over a hot set of the same keys at every size with warm caches;
+//!   misses) and over a hot set of the same keys at every size with warm caches; with a
+//!   reference system, that hot set again on both systems in turn;
 //! - `audit-scale`: LookupEvents latency over a store of many events, bulk-loaded and
 //!   queried through `kms-audit-log`'s store API as the audit service does.
 //!
